@@ -1,0 +1,1 @@
+"""latentspace: what pretrained convolutional networks keep in their latent space (three studies)."""

@@ -1,0 +1,207 @@
+"""The one training engine every study uses.
+
+In the manner of airbench: the whole dataset lives as uint8 tensors on the device, batches are
+slices of a random index permutation, conversion to float and augmentation happen per batch on the
+device, and nothing in the hot loop runs per sample in Python. The engine keeps the weights of the
+epoch with the lowest validation loss and restores them at the end.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from latentspace.device import autocast
+
+Preprocess = Callable[[torch.Tensor], torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def to_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] to float32 in [0, 1]."""
+    return x.float().div_(255.0)
+
+
+def to_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Put a whole array on the device once, keeping its dtype (uint8 stays uint8: 4x less memory)."""
+    t = torch.as_tensor(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+    return t.to(device, non_blocking=True)
+
+
+@dataclass
+class Phase:
+    """One segment of a training schedule (the original Study A schedule has two: Nadam, then SGD)."""
+    optimizer: str = "adam"          # adam | adamw | nadam | sgd
+    lr: float = 1e-3
+    epochs: int = 1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_decay: float = 0.0            # Keras-style time decay per step: lr / (1 + lr_decay * step)
+
+
+def make_optimizer(params, phase: Phase) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(params, lr=phase.lr, weight_decay=phase.weight_decay)
+    if phase.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=phase.lr, weight_decay=phase.weight_decay)
+    if phase.optimizer == "nadam":
+        return torch.optim.NAdam(params, lr=phase.lr, weight_decay=phase.weight_decay)
+    if phase.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=phase.weight_decay)
+    raise ValueError(f"unknown optimizer {phase.optimizer!r}")
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
+                  device: torch.device, drop_last: bool = False) -> Iterator[torch.Tensor]:
+    order = (torch.randperm(n, generator=generator, device=device) if shuffle
+             else torch.arange(n, device=device))
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)   # one dict of metrics per epoch
+    best_epoch: int = -1                                # 0-based epoch whose weights were kept
+    best_val_loss: float = math.inf
+    seconds: float = 0.0
+    train_images_per_second: float = 0.0
+
+
+def _state_copy(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, preprocess: Preprocess = to_unit_float,
+            precision: str = "fp32", reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Model outputs for all of `x` in order, in eval mode; `reduce` shrinks each batch's output first
+    (e.g. argmax over classes), so large outputs never pile up in memory."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for idx in batch_indices(len(x), batch_size, shuffle=False, generator=None, device=x.device):
+        with autocast(x.device, precision):
+            out = model(preprocess(x[idx]))
+        out = out.float()
+        outs.append(reduce(out) if reduce is not None else out)
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn, *, batch_size: int = 1024,
+                  preprocess: Preprocess = to_unit_float, precision: str = "fp32") -> float:
+    """Mean loss over a whole set (weighted by batch size); y=None means reconstruct the input."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=x.device, dtype=torch.float64)
+    for idx in batch_indices(len(x), batch_size, shuffle=False, generator=None, device=x.device):
+        xb = preprocess(x[idx])
+        target = xb if y is None else y[idx]
+        with autocast(x.device, precision):
+            out = model(xb)
+        total += loss_fn(out.float(), target).double() * len(idx)
+    model.train(was_training)
+    return float(total) / len(x)
+
+
+def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        phases: list[Phase], batch_size: int,
+        x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
+        preprocess: Preprocess = to_unit_float, augment: Augment | None = None,
+        precision: str = "fp32", seed: int = 0,
+        epoch_metrics: Callable[[nn.Module], dict] | None = None,
+        live=None, prefix: str = "", desc: str = "train", eval_batch_size: int = 2048) -> FitResult:
+    """Train `model` on tensors already on the device.
+
+    y_train=None trains an autoencoder: the target is the preprocessed clean input, while `augment`
+    (if any) changes only what the model sees. `loss_fn(output, target)` returns a scalar mean.
+    With validation data, the weights of the epoch with the lowest validation loss are restored at
+    the end; without, the last weights are kept. `epoch_metrics(model)` adds metrics to each epoch's
+    record; `live` (a dvclive.Live) receives every epoch's metrics under `prefix`.
+    """
+    device = x_train.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(seed)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    result = FitResult()
+    best_state = None
+    total_epochs = sum(p.epochs for p in phases)
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    bar = tqdm(total=total_epochs * steps_per_epoch, desc=desc, unit="step", file=sys.stderr,
+               disable=None, dynamic_ncols=True, leave=False)
+    train_seconds = 0.0
+    t_start = time.perf_counter()
+    epoch = 0
+    for phase in phases:
+        optimizer = make_optimizer(model.parameters(), phase)
+        scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 / (1.0 + phase.lr_decay * s))
+                     if phase.lr_decay else None)
+        for _ in range(phase.epochs):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            for idx in batch_indices(len(x_train), batch_size, shuffle=True, generator=gen, device=device):
+                xb = preprocess(x_train[idx])
+                target = xb if y_train is None else y_train[idx]
+                if augment is not None:
+                    xb = augment(xb if y_train is not None else xb.clone(), gen)
+                with autocast(device, precision):
+                    out = model(xb)
+                loss = loss_fn(out.float(), target)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                loss_sum += loss.detach().double() * len(idx)
+                bar.update(1)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            train_seconds += time.perf_counter() - t0
+            record = {"epoch": epoch, "train_loss": float(loss_sum) / len(x_train),
+                      "lr": optimizer.param_groups[0]["lr"]}
+            if x_val is not None:
+                record["val_loss"] = evaluate_loss(model, x_val, y_val, loss_fn, batch_size=eval_batch_size,
+                                                   preprocess=preprocess, precision=precision)
+            if epoch_metrics is not None:
+                record.update(epoch_metrics(model))
+            monitored = record.get("val_loss", record["train_loss"])
+            if x_val is None or monitored < result.best_val_loss:
+                result.best_val_loss, result.best_epoch = monitored, epoch
+                best_state = _state_copy(model) if x_val is not None else None
+            result.history.append(record)
+            if live is not None:
+                for k, v in record.items():
+                    if k != "epoch":
+                        live.log_metric(f"{prefix}{k}", v)
+                live.next_step()
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_loss")})
+            if bar.disable:
+                shown = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+                print(f"{desc} epoch {epoch + 1}/{total_epochs}: {shown}", file=sys.stderr, flush=True)
+            epoch += 1
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = round(time.perf_counter() - t_start, 2)
+    result.train_images_per_second = round(len(x_train) * total_epochs / max(train_seconds, 1e-9), 1)
+    if x_val is None:
+        result.best_val_loss = math.nan
+    return result

@@ -1,0 +1,171 @@
+"""The one place that loads and validates `params.yaml`.
+
+The schema below is plain data: every key a stage may read, with its type and allowed values.
+A wrong value, a missing key, or an unknown key (a typo) stops the stage with one line that names
+the parameter, its value and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from latentspace.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamError(UserError):
+    pass
+
+
+# --- value specifications -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Int:
+    lo: int | None = None
+    hi: int | None = None
+
+    def describe(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"an integer from {self.lo} to {self.hi}"
+        if self.lo is not None:
+            return f"an integer >= {self.lo}"
+        return "an integer"
+
+    def check(self, v: Any) -> bool:
+        return (isinstance(v, int) and not isinstance(v, bool)
+                and (self.lo is None or v >= self.lo) and (self.hi is None or v <= self.hi))
+
+
+@dataclass(frozen=True)
+class Float:
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def describe(self) -> str:
+        lo = "" if self.lo is None else (f"> {self.lo}" if self.lo_open else f">= {self.lo}")
+        hi = "" if self.hi is None else f"<= {self.hi}"
+        return "a number" + (" " + " and ".join(s for s in (lo, hi) if s) if lo or hi else "")
+
+    def check(self, v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return self.hi is None or v <= self.hi
+
+
+@dataclass(frozen=True)
+class Bool:
+    def describe(self) -> str:
+        return "true or false"
+
+    def check(self, v: Any) -> bool:
+        return isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+
+    def __init__(self, *options):
+        object.__setattr__(self, "options", tuple(options))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.options))
+
+    def check(self, v: Any) -> bool:
+        return not isinstance(v, bool) and v in self.options
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: Any
+    min_len: int = 1
+    unique: bool = True
+
+    def describe(self) -> str:
+        return f"a list of at least {self.min_len} distinct items, each {self.item.describe()}"
+
+    def check(self, v: Any) -> bool:
+        return (isinstance(v, list) and len(v) >= self.min_len and all(self.item.check(x) for x in v)
+                and (not self.unique or len(set(map(repr, v))) == len(v)))
+
+
+# --- the schema -------------------------------------------------------------------------------------
+# Top level: values several studies share. Each study keeps its settings in its own section.
+
+SCHEMA: dict[str, Any] = {
+    "seed": Int(0, 2**31 - 1),
+    "device": Choice("auto", "cpu", "cuda"),
+    "precision": Choice("auto", "fp32", "bf16", "fp16"),
+    # Colour half-range of the rectangle classes (SPEC A1); > 42 clips to [0, 255].
+    "delta": Int(0, 127),
+    # @@ section: rectangles, eda (Study A data) @@
+    # @@ section: segmentation (Study A nets) @@
+    # @@ section: latent (Study A analysis) @@
+    # @@ section: datasets, study_c (MNIST, CIFAR-10, Study C) @@
+    # @@ section: study_b (CIFAR-10 autoencoders) @@
+    # @@ section: report @@
+}
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _validate(data: Any, schema: dict, prefix: str, errors_only_first: bool = True) -> None:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(data, dict):
+        raise ParamError(f"{PARAMS_FILE}: {where} must be a mapping of keys to values, got {_fmt(data)}")
+    for key in data:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ParamError(f"{PARAMS_FILE}: unknown parameter '{prefix}{key}'{hint}; "
+                             f"allowed here: {', '.join(schema)}")
+    for key, spec in schema.items():
+        name = prefix + key
+        if key not in data:
+            raise ParamError(f"{PARAMS_FILE}: missing parameter '{name}'")
+        value = data[key]
+        if isinstance(spec, dict):
+            _validate(value, spec, name + ".")
+        elif not spec.check(value):
+            raise ParamError(f"{PARAMS_FILE}: parameter '{name}' = {_fmt(value)} is not allowed; "
+                             f"expected {spec.describe()}")
+
+
+def load_params(path: str | Path = PARAMS_FILE, sections: list[str] | None = None) -> dict:
+    """Load `params.yaml` and validate it. With `sections`, only the top-level values and those
+    sections are validated (so a typo in one study's section does not stop another study's stages)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamError(f"{path}: file not found; run from the project root, where params.yaml lives") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ParamError(f"{path}: not valid YAML{at}") from None
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: expected a mapping of parameters, got {_fmt(data)}")
+    scalars = {k: v for k, v in SCHEMA.items() if not isinstance(v, dict)}
+    section_names = [k for k, v in SCHEMA.items() if isinstance(v, dict)]
+    wanted = section_names if sections is None else sections
+    for s in wanted:
+        if s not in section_names:
+            raise ValueError(f"no parameter section '{s}' in the schema")  # programming error
+    schema = {**scalars, **{s: SCHEMA[s] for s in wanted}}
+    # Unknown top-level keys are always an error; sections we were not asked about pass unchecked.
+    visible = {k: v for k, v in data.items() if k not in section_names or k in wanted}
+    _validate(visible, schema, "")
+    return data

@@ -1,0 +1,56 @@
+import shutil
+
+import pytest
+import yaml
+
+from latentspace.params import ParamError, load_params
+
+
+@pytest.fixture
+def params_file(tmp_path, project_root):
+    p = tmp_path / "params.yaml"
+    shutil.copy(project_root / "params.yaml", p)
+    return p
+
+
+def _set(path, key, value):
+    data = yaml.safe_load(path.read_text())
+    node = data
+    *parents, last = key.split(".")
+    for k in parents:
+        node = node[k]
+    node[last] = value
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_committed_params_are_valid(project_root):
+    params = load_params(project_root / "params.yaml")
+    assert params["delta"] == 15
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 200, "15", True])
+def test_bad_delta_names_parameter_value_and_range(params_file, value):
+    _set(params_file, "delta", value)
+    with pytest.raises(ParamError) as e:
+        load_params(params_file, sections=[])
+    msg = str(e.value)
+    assert "'delta'" in msg and "from 0 to 127" in msg and "\n" not in msg
+
+
+def test_unknown_top_level_key_suggests_the_right_one(params_file):
+    data = yaml.safe_load(params_file.read_text())
+    data["detla"] = data.pop("delta")
+    params_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamError, match=r"unknown parameter 'detla' \(did you mean 'delta'\?\)"):
+        load_params(params_file, sections=[])
+
+
+def test_bad_device(params_file):
+    _set(params_file, "device", "gpu")
+    with pytest.raises(ParamError, match="'device' = 'gpu'.*one of auto, cpu, cuda"):
+        load_params(params_file, sections=[])
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(ParamError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")
