@@ -7,6 +7,7 @@ epoch with the lowest validation loss and restores them at the end.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -44,6 +45,8 @@ class Phase:
     momentum: float = 0.0
     weight_decay: float = 0.0
     lr_decay: float = 0.0            # Keras-style time decay per step: lr / (1 + lr_decay * step)
+    warmup_steps: int = 0            # linear warm-up from lr / warmup_steps over the phase's first steps
+    anneal: bool = False             # after warm-up, decay linearly to 0 at the phase's last step
 
 
 def make_optimizer(params, phase: Phase) -> torch.optim.Optimizer:
@@ -57,6 +60,18 @@ def make_optimizer(params, phase: Phase) -> torch.optim.Optimizer:
     if phase.optimizer == "sgd":
         return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=phase.weight_decay)
     raise ValueError(f"unknown optimizer {phase.optimizer!r}")
+
+
+def lr_factor(phase: Phase, total_steps: int, step: int) -> float:
+    """Multiplier of the phase's lr at `step` of `total_steps`: time decay, times a linear warm-up if the phase
+    has one (a fresh head's first large gradients can otherwise push a pretrained encoder's ReLUs all dead),
+    times a linear decay to 0 if it anneals (short schedules end better at a small lr)."""
+    warmup = min(1.0, (step + 1) / phase.warmup_steps) if phase.warmup_steps else 1.0
+    anneal = 1.0
+    if phase.anneal:
+        start = min(phase.warmup_steps, total_steps - 1)
+        anneal = min(1.0, max(0.0, (total_steps - step) / (total_steps - start)))
+    return warmup * anneal / (1.0 + phase.lr_decay * step)
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
@@ -146,8 +161,9 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     epoch = 0
     for phase in phases:
         optimizer = make_optimizer(model.parameters(), phase)
-        scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 / (1.0 + phase.lr_decay * s))
-                     if phase.lr_decay else None)
+        scheduler = (torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(lr_factor, phase, phase.epochs * steps_per_epoch))
+            if phase.lr_decay or phase.warmup_steps or phase.anneal else None)
         for _ in range(phase.epochs):
             model.train()
             t0 = time.perf_counter()

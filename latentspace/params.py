@@ -108,10 +108,72 @@ SCHEMA: dict[str, Any] = {
     # Colour half-range of the rectangle classes (SPEC A1); > 42 clips to [0, 255].
     "delta": Int(0, 127),
     # @@ section: rectangles, eda (Study A data) @@
+    "rectangles": {
+        "image_size": Int(4, 1024),
+        # The four samples of SPEC A1 (names fixed: stages and other studies read them by name). The count
+        # is `images`, not `size`: DVC's run cache drops keys named `size` from a tracked dict's hash.
+        "samples": {name: {"images": Int(1, 10_000_000), "contained": Bool()}
+                    for name in ("eda_free", "eda_contained", "train", "test")},
+    },
+    "eda": {
+        "examples": Int(1, 64),
+    },
     # @@ section: segmentation (Study A nets) @@
     # @@ section: latent (Study A analysis) @@
+    "latent": {
+        "probe_sets": ListOf(Choice("color", "height", "x", "all")),
+        "per_class": Int(10, 1_000_000),
+        "contained": Bool(),
+        "dims": ListOf(Int(1, 100_000)),
+        "reducers": ListOf(Choice("pca", "umap")),
+        "umap_neighbors": Int(2, 200),
+        "umap_epochs": Int(1, 10_000),
+        "probe_C": Float(0, lo_open=True),
+        "holdout_fraction": Float(0.05, 0.9),
+        # Both keep an n x n distance matrix: 10,000 is 0.8 GB, 20,000 is 3.2 GB.
+        "metric_sample": Int(10, 10_000),
+        "continuity_sample": Int(10, 20_000),
+        "knn": Int(1, 1000),
+        "batch_size": Int(1, 65_536),
+    },
     # @@ section: datasets, study_c (MNIST, CIFAR-10, Study C) @@
+    "datasets": {
+        # Seed of the train/validation permutation (its own, so a new `seed` does not reshuffle the data).
+        "split_seed": Int(0, 2**31 - 1),
+        "mnist": {"val_size": Int(1)},      # validation images taken from the 60,000 training images
+        "cifar10": {"val_size": Int(1)},    # ... from the 50,000
+    },
+    "study_c": {
+        "seeds": Int(1, 100),               # repetitions: seeds seed, seed+1, ...
+        "ae_epochs": Int(1),
+        "head_epochs": Int(1),              # the frozen regime's linear head
+        "classifier_epochs": Int(1),        # fine-tuned and scratch alike
+        "batch_size": Int(1),
+        "ae_lr": Float(0, lo_open=True),
+        "lr": Float(0, lo_open=True),       # every classifier
+        "lr_decay": Float(0),               # lr / (1 + lr_decay * step), every phase
+        "augmentations": {
+            "none": {},
+            "erasing": {"scale": ListOf(Float(0, 1, lo_open=True), min_len=2, unique=False),
+                        "ratio": ListOf(Float(0, lo_open=True), min_len=2, unique=False)},
+        },
+    },
     # @@ section: study_b (CIFAR-10 autoencoders) @@
+    "study_b": {
+        "hidden_sizes": ListOf(Int(1, 65536)),
+        "conv1_channels": Int(1, 1024),
+        "conv2_channels": Int(1, 1024),
+        "ae_train_size": Int(0),          # 0 = the whole training split
+        "ae_epochs": Int(1),
+        "ae_batch_size": Int(1),
+        "ae_lr": Float(0, lo_open=True),
+        "probe_train_size": Int(0),       # 0 = the whole training split
+        "probe_epochs": Int(1),
+        "probe_batch_size": Int(1),
+        "probe_lr": Float(0, lo_open=True),
+        "probe_standardize": Bool(),
+        "grid_per_class": Int(1, 10),
+    },
     # @@ section: report @@
 }
 

@@ -78,3 +78,71 @@ def dvc_repo(tmp_path) -> DvcRepo:
     r.dvc("config", "core.analytics", "false")
     r.dvc("config", "core.autostage", "true")
     return r
+
+
+# --- tiny stand-ins for MNIST and CIFAR-10 (offline layout, for LATENTSPACE_DATA_DIR) ----------------
+
+# Seven-segment strokes per digit (top, upper right, lower right, bottom, lower left, upper left, middle):
+# shapes a small net can learn in a few epochs, so tests can check that training does something.
+_SEGMENTS = ("abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg", "abc", "abcdefg", "abcdfg")
+
+
+def _tiny_digits(n: int, rng) -> tuple:
+    import numpy as np
+    y = np.arange(n) % 10
+    rng.shuffle(y)
+    x = np.zeros((n, 28, 28), np.float32)
+    for i, digit in enumerate(y):
+        top, left = 5 + rng.integers(-2, 3), 9 + rng.integers(-2, 3)
+        height, width, t = 18, 10, rng.integers(2, 4)
+        mid, bottom, right = top + height // 2, top + height, left + width
+        boxes = {"a": (top, top + t, left, right), "g": (mid - t // 2, mid - t // 2 + t, left, right),
+                 "d": (bottom - t, bottom, left, right), "f": (top, mid, left, left + t),
+                 "e": (mid, bottom, left, left + t), "b": (top, mid, right - t, right),
+                 "c": (mid, bottom, right - t, right)}
+        for s in _SEGMENTS[digit]:
+            r0, r1, c0, c1 = boxes[s]
+            x[i, r0:r1, c0:c1] = rng.uniform(160, 255)
+    x += rng.normal(0, 20, x.shape)
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.uint8)
+
+
+def _tiny_cifar(n: int, rng) -> tuple:
+    import numpy as np
+    # Sorted by class, as the offline CIFAR-10 copy is: the preparation stage must shuffle.
+    y = np.sort(np.arange(n) % 10)
+    rows = np.arange(32)[:, None]
+    x = np.empty((n, 32, 32, 3), np.float32)
+    for i, c in enumerate(y):
+        colour = np.array([(c * 25) % 256, (255 - c * 25) % 256, (c * 70) % 256], np.float32)
+        stripes = ((rows + np.arange(32)[None, :] * (c % 3)) // (2 + c % 4)) % 2
+        x[i] = colour * (0.5 + 0.5 * stripes[..., None])
+    x += rng.normal(0, 25, x.shape)
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.uint8)
+
+
+def write_tiny_datasets(folder: Path, *, mnist=(600, 200), cifar10=(500, 100), seed: int = 0) -> Path:
+    """Write tiny fake mnist.npz (x NHW) and cifar10.npz (x NHWC) in the offline layout into `folder`."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (n_train, n_test), make in (("mnist", mnist, _tiny_digits), ("cifar10", cifar10, _tiny_cifar)):
+        x_train, y_train = make(n_train, rng)
+        x_test, y_test = make(n_test, rng)
+        np.savez(folder / f"{name}.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets_dir(tmp_path_factory) -> Path:
+    """A folder holding tiny fake mnist.npz (600 train / 200 test, 28x28) and cifar10.npz (500 / 100,
+    32x32x3, sorted by class) in the offline layout; point LATENTSPACE_DATA_DIR at it. Shared by the
+    session: read it, never write into it. Use `tiny_datasets_params` too: the default validation
+    sizes (10,000 and 5,000) do not fit such small training sets."""
+    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_datasets"))
+
+
+@pytest.fixture
+def tiny_datasets_params() -> dict:
+    """params.yaml overrides that fit the tiny datasets: `dvc_repo.set_params(**tiny_datasets_params)`."""
+    return {"datasets.mnist.val_size": 100, "datasets.cifar10.val_size": 50}

@@ -1,0 +1,289 @@
+"""Study C: does autoencoder pretraining help an MNIST classifier?
+
+Two architectures, exactly as SPEC C lists them (no output activation on the decoders: the reconstruction
+loss is the MSE against the image scaled to [0, 1]):
+- fc:   encoder Linear(784, 256) - ReLU - Linear(256, 128) - ReLU; decoder Linear(128, 256) - ReLU - Linear(256, 784)
+- conv: encoder Conv(1, 8) - ReLU - MaxPool - Conv(8, 16) - ReLU - MaxPool - Conv(16, 4) - ReLU (latent 4 x 7 x 7);
+        decoder ConvT(4, 16, 3, s1, p1) - ReLU - ConvT(16, 8, 3, s2, p1) - ReLU - ConvT(8, 1, 4, s2, p0) (back to 28 x 28)
+and a linear head Linear(latent, 10) on the flattened code.
+
+Three regimes per seed, all trained through `latentspace.engine.fit`, each keeping the weights of its epoch
+with the lowest validation loss:
+- frozen: the pretrained encoder, frozen, and a fresh linear head (the only thing trained);
+- fine_tuned: the pretrained encoder and a fresh head, all trained;
+- scratch: the encoder at the initial weights the autoencoder started from, and the same fresh head, all trained.
+The autoencoder is pretrained once per seed and serves both frozen and fine_tuned. Fine-tuned and scratch
+share epochs, learning rate, batch order and head initialisation, so the pair differs only in where the
+encoder starts. Without augmentation the frozen encoder's codes are computed once and the head trains on them.
+
+Augmentation (`erasing`): torchvision's RandomErasing(p=1, value=0) on every training batch of the
+autoencoder and of the classifiers, never on validation or test images. The autoencoder sees the erased image
+and is asked for the clean one (a denoising, in-painting objective): the target is never the erased box.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from latentspace.augment import erasing
+from latentspace.engine import Augment, FitResult, Phase, evaluate_loss, fit, predict, to_device, to_unit_float
+from latentspace.metrics import classification_report, confusion_matrix
+
+ARCHITECTURES = ("fc", "conv")
+REGIMES = ("frozen", "fine_tuned", "scratch")
+AUGMENTATIONS = ("none", "erasing")
+LATENT_SIZE = {"fc": 128, "conv": 4 * 7 * 7}
+NUM_CLASSES = 10
+
+
+def build_encoder(arch: str) -> nn.Sequential:
+    if arch == "fc":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU())
+    if arch == "conv":
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(16, 4, 3, padding=1), nn.ReLU())
+    raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHITECTURES}")
+
+
+def build_decoder(arch: str) -> nn.Sequential:
+    if arch == "fc":
+        return nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 784), nn.Unflatten(1, (1, 28, 28)))
+    if arch == "conv":
+        return nn.Sequential(nn.ConvTranspose2d(4, 16, 3, stride=1, padding=1), nn.ReLU(),
+                             nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.ConvTranspose2d(8, 1, 4, stride=2, padding=0))
+    raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHITECTURES}")
+
+
+def build_head(arch: str) -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(LATENT_SIZE[arch], NUM_CLASSES))
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+_PART = {"encoder": (build_encoder, 0), "decoder": (build_decoder, 1), "head": (build_head, 2)}
+
+
+def initial(part: str, arch: str, seed: int, device: torch.device | str = "cpu") -> nn.Module:
+    """A freshly initialised encoder, decoder or head: the same weights for the same (arch, seed) on any
+    device (built on the CPU under its own RNG state, then moved), whatever was built before it."""
+    build, offset = _PART[part]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3 * seed + offset)
+        module = build(arch)
+    return module.to(device)
+
+
+def initial_classifier(regime: str, arch: str, seed: int, pretrained_encoder: nn.Module | None,
+                       device: torch.device | str = "cpu") -> Classifier:
+    """The classifier a regime starts from. frozen / fine_tuned: a copy of the pretrained encoder (frozen for
+    `frozen`); scratch: the encoder's initial weights. The head is the same fresh one in all three."""
+    if regime == "scratch":
+        encoder = initial("encoder", arch, seed, device)
+    elif regime in ("frozen", "fine_tuned"):
+        if pretrained_encoder is None:
+            raise ValueError(f"the {regime} regime needs a pretrained encoder")
+        encoder = copy.deepcopy(pretrained_encoder)
+    else:
+        raise ValueError(f"unknown regime {regime!r}; expected one of {REGIMES}")
+    if regime == "frozen":
+        encoder.requires_grad_(False)
+        encoder.eval()
+    return Classifier(encoder, initial("head", arch, seed, device))
+
+
+# --- settings and data ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    ae_epochs: int = 3
+    head_epochs: int = 3
+    classifier_epochs: int = 3
+    batch_size: int = 128
+    ae_lr: float = 1e-3
+    lr: float = 1e-2
+    lr_decay: float = 0.0
+    augment: Augment | None = None
+    precision: str = "fp32"
+    eval_batch_size: int = 2048
+
+    @classmethod
+    def from_params(cls, p: dict, augmentation: str, precision: str) -> "Settings":
+        """From params.yaml's `study_c` section, for one augmentation ("none" or "erasing")."""
+        augment = None
+        if augmentation == "erasing":
+            a = p["augmentations"]["erasing"]
+            augment = erasing(scale=tuple(a["scale"]), ratio=tuple(a["ratio"]))
+        elif augmentation != "none":
+            raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {AUGMENTATIONS}")
+        return cls(ae_epochs=p["ae_epochs"], head_epochs=p["head_epochs"], classifier_epochs=p["classifier_epochs"],
+                   batch_size=p["batch_size"], ae_lr=p["ae_lr"], lr=p["lr"], lr_decay=p["lr_decay"],
+                   augment=augment, precision=precision)
+
+
+def mnist_on_device(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """The prepared splits as device tensors: x uint8 (N, 1, 28, 28), y int64."""
+    return {k: to_device(np.asarray(v), device) for k, v in arrays.items()}
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _start_curve(live) -> None:
+    # Every training run's curves start at step 0 (dvclive keeps one file per metric name).
+    if live is not None:
+        live.step = 0
+
+
+def pretrain_autoencoder(arch: str, data: dict, settings: Settings, seed: int, live=None) -> tuple[Autoencoder, FitResult]:
+    device = data["x_train"].device
+    model = Autoencoder(initial("encoder", arch, seed, device), initial("decoder", arch, seed, device))
+    _start_curve(live)
+    result = fit(model, data["x_train"], None, loss_fn=F.mse_loss,
+                 phases=[Phase("adam", settings.ae_lr, settings.ae_epochs, lr_decay=settings.lr_decay)],
+                 batch_size=settings.batch_size, x_val=data["x_val"], augment=settings.augment,
+                 precision=settings.precision, seed=seed, live=live, prefix=f"seed{seed}/autoencoder/",
+                 desc=f"{arch} autoencoder seed {seed}", eval_batch_size=settings.eval_batch_size)
+    return model, result
+
+
+def _accuracy_on(x: torch.Tensor, y: torch.Tensor, settings: Settings, preprocess=to_unit_float):
+    def metrics(model: nn.Module) -> dict:
+        pred = predict(model, x, batch_size=settings.eval_batch_size, preprocess=preprocess,
+                       precision=settings.precision, reduce=lambda out: out.argmax(1))
+        return {"val_accuracy": float((pred == y).float().mean())}
+    return metrics
+
+
+def train_regime(regime: str, arch: str, data: dict, settings: Settings, seed: int,
+                 pretrained_encoder: nn.Module | None = None, live=None) -> tuple[Classifier, FitResult]:
+    """Train one regime's classifier from `initial_classifier`; returns it with its best-validation weights."""
+    device = data["x_train"].device
+    model = initial_classifier(regime, arch, seed, pretrained_encoder, device)
+    epochs = settings.head_epochs if regime == "frozen" else settings.classifier_epochs
+    common = dict(loss_fn=F.cross_entropy, batch_size=settings.batch_size, precision=settings.precision,
+                  phases=[Phase("adam", settings.lr, epochs, lr_decay=settings.lr_decay)], seed=seed, live=live,
+                  prefix=f"seed{seed}/{regime}/", desc=f"{arch} {regime} seed {seed}",
+                  eval_batch_size=settings.eval_batch_size)
+    _start_curve(live)
+    if regime == "frozen" and settings.augment is None:
+        # The frozen encoder maps each image to the same code in every epoch: compute the codes once.
+        codes = {split: predict(model.encoder, data[f"x_{split}"], batch_size=settings.eval_batch_size,
+                                precision=settings.precision) for split in ("train", "val")}
+        result = fit(model.head, codes["train"], data["y_train"], x_val=codes["val"], y_val=data["y_val"],
+                     preprocess=_identity, epoch_metrics=_accuracy_on(codes["val"], data["y_val"], settings, _identity),
+                     **common)
+    else:
+        result = fit(model, data["x_train"], data["y_train"], x_val=data["x_val"], y_val=data["y_val"],
+                     augment=settings.augment, epoch_metrics=_accuracy_on(data["x_val"], data["y_val"], settings),
+                     **common)
+    return model, result
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Settings) -> dict:
+    pred = predict(model, x, batch_size=settings.eval_batch_size, precision=settings.precision,
+                   reduce=lambda out: out.argmax(1))
+    report = classification_report(confusion_matrix(y, pred, NUM_CLASSES))
+    return {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
+
+
+def reconstruction_mse(model: Autoencoder, x: torch.Tensor, settings: Settings) -> float:
+    """Mean squared error per pixel of the reconstructions of the clean images `x` (scaled to [0, 1])."""
+    return evaluate_loss(model, x, None, F.mse_loss, batch_size=settings.eval_batch_size,
+                         precision=settings.precision)
+
+
+def run_seed(arch: str, data: dict, settings: Settings, seed: int, live=None) -> tuple[dict, Autoencoder]:
+    """Pretrain the autoencoder once, then train and test all three regimes; returns the seed's record
+    (test accuracy and macro F1 per regime, best epochs, seconds) and the autoencoder."""
+    t0 = time.perf_counter()
+    autoencoder, ae_fit = pretrain_autoencoder(arch, data, settings, seed, live)
+    record = {"seed": seed, "autoencoder": {
+        "val_mse": ae_fit.best_val_loss, "test_mse": reconstruction_mse(autoencoder, data["x_test"], settings),
+        "best_epoch": ae_fit.best_epoch + 1, "train_images_per_second": ae_fit.train_images_per_second,
+        "seconds": round(time.perf_counter() - t0, 2)}}
+    for regime in REGIMES:
+        t0 = time.perf_counter()
+        model, result = train_regime(regime, arch, data, settings, seed, autoencoder.encoder, live)
+        record[regime] = {**evaluate(model, data["x_test"], data["y_test"], settings),
+                          "best_epoch": result.best_epoch + 1, "best_val_loss": result.best_val_loss,
+                          "best_val_accuracy": result.history[result.best_epoch]["val_accuracy"],
+                          "train_images_per_second": result.train_images_per_second,
+                          "seconds": round(time.perf_counter() - t0, 2)}
+    return record, autoencoder
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (null for one seed), min, max and the values themselves."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "min": float(v.min()), "max": float(v.max()), "values": v.tolist()}
+
+
+def summarize(per_seed: list[dict]) -> dict:
+    """Per regime, the spread over seeds of test accuracy and macro F1; the autoencoder's test MSE."""
+    out = {regime: {m: spread([r[regime][m] for r in per_seed]) for m in ("test_accuracy", "test_macro_f1")}
+           for regime in REGIMES}
+    out["autoencoder"] = {"test_mse": spread([r["autoencoder"]["test_mse"] for r in per_seed])}
+    return out
+
+
+# --- figure -----------------------------------------------------------------------------------------
+
+def reconstruction_figure(autoencoder: Autoencoder, x: torch.Tensor, y: torch.Tensor, settings: Settings,
+                          title: str, seed: int = 0):
+    """Test images (one per class) over their reconstructions; with augmentation also the same images
+    erased as in training, over what the autoencoder makes of them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_np = y.cpu().numpy()
+    shown = torch.as_tensor([int(np.flatnonzero(y_np == c)[0]) for c in range(NUM_CLASSES) if (y_np == c).any()],
+                            device=x.device)
+    clean = to_unit_float(x[shown])
+    rows = [("test image", clean)]
+    rows.append(("reconstruction", predict(autoencoder, clean, preprocess=_identity, precision=settings.precision)))
+    if settings.augment is not None:
+        erased = settings.augment(clean, torch.Generator(device=x.device).manual_seed(seed))
+        rows.append(("erased", erased))
+        rows.append(("reconstruction\nof erased", predict(autoencoder, erased, preprocess=_identity,
+                                                          precision=settings.precision)))
+    fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.1 * len(shown), 1.2 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        images = images.clamp(0, 1).cpu().numpy()
+        for c in range(len(shown)):
+            ax = axes[r, c]
+            ax.imshow(images[c, 0], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -1,0 +1,83 @@
+"""Study A4 latent analysis: known answers on synthetic codes, probe-set variants, and a tiny DVC run."""
+import json
+
+import numpy as np
+import pytest
+
+from latentspace import latent
+
+IMAGE_SIZE = 32
+CLASS_CENTRES = np.array([[42, 127, 212], [127, 212, 42], [212, 42, 127]])
+
+
+def separated_codes(per_class: int = 80, dim: int = 40, seed: int = 0):
+    """Three tight, far-apart Gaussian clusters."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 2, 3], per_class)
+    centres = rng.normal(size=(3, dim)) * 8
+    return (centres[labels - 1] + rng.normal(size=(len(labels), dim))).astype(np.float32), labels
+
+
+def random_factors(per_class: int, seed: int = 0):
+    """Generator parameters (R, G, B, w, h, xc, yc) of single-rectangle images, as the `all` set draws them."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 2, 3], per_class)
+    colour = CLASS_CENTRES[labels - 1] + rng.integers(-15, 16, size=(len(labels), 3))
+    geometry = rng.integers(1, IMAGE_SIZE, size=(len(labels), 4))
+    return np.concatenate([colour, geometry], axis=1).astype(np.float64), labels
+
+
+def sweep(codes, labels, reducers=("pca",), dims=(8, 2)):
+    return latent.dimension_sweep(codes, labels, dims=list(dims), reducers=list(reducers), holdout_fraction=0.3,
+                                  C=1.0, metric_sample=500, umap_neighbors=10, umap_epochs=50, seed=0)
+
+
+def test_separated_clusters_are_compact_and_separable():
+    codes, labels = separated_codes()
+    metrics, embeddings = sweep(codes, labels, reducers=("pca", "umap"))
+    for entry in [metrics["raw"], *metrics["pca"].values(), *metrics["umap"].values()]:
+        assert min(entry["f1_fit"].values()) > 0.97
+        assert min(entry["f1_heldout"].values()) > 0.97
+        assert entry["silhouette"] > 0.6
+        assert entry["within_between_ratio"] < 0.5
+    assert sorted(metrics["pca"]) == sorted(metrics["umap"]) == ["2", "8"]
+    assert embeddings["pca"].shape == embeddings["umap"].shape == (len(labels), 2)
+
+
+def test_shuffled_labels_fall_to_chance_on_held_out_data():
+    codes, labels = separated_codes()
+    shuffled = np.random.default_rng(1).permutation(labels)
+    metrics, _ = sweep(codes, shuffled)
+    raw = metrics["raw"]
+    # One class against two others, balanced weights: chance F1 is about 0.4 (precision 1/3, recall ~1/2).
+    assert raw["f1_heldout_mean"] < 0.55
+    assert abs(raw["silhouette"]) < 0.1
+    assert 0.9 < raw["within_between_ratio"] < 1.1
+    # 40 dimensions, 168 fitting points: the probe partly memorises noise, the held-out score cannot.
+    assert raw["f1_fit_mean"] > raw["f1_heldout_mean"]
+
+
+def test_sweep_keeps_only_dimensions_below_the_code_size():
+    assert latent.valid_dims([64, 16, 4, 2], n_samples=1000, code_dim=16) == [4, 2]
+    assert latent.valid_dims([64, 16, 4, 2], n_samples=10, code_dim=1024) == [4, 2]
+
+
+def test_parameter_encoder_is_continuous_and_random_encoder_is_not():
+    factors, labels = random_factors(per_class=150)
+    own_parameters = np.concatenate([factors[:, :3] / latent.COLOUR_SCALE, factors[:, 3:] / IMAGE_SIZE], axis=1)
+    good, pairs = latent.continuity(own_parameters, factors, labels, image_size=IMAGE_SIZE, k=10)
+    assert good["spearman"] > 0.85
+    assert min(good["spearman_within_class"].values()) > 0.85
+    assert len(pairs["geodesic"]) == len(pairs["parameter"]) == round(good["connected_fraction"] * 450 * 449 / 2)
+
+    noise = np.random.default_rng(2).normal(size=(len(labels), 16))
+    bad, _ = latent.continuity(noise, factors, labels, image_size=IMAGE_SIZE, k=10)
+    assert abs(bad["spearman"]) < 0.1
+    assert bad["components"] == 1
+
+
+def test_parameter_distance_scales_colour_and_geometry():
+    a = np.array([[42, 127, 212, 10, 10, 5, 5], [212, 127, 212, 10, 10, 5, 5], [42, 127, 212, 10, 10, 21, 5]],
+                 dtype=float)
+    d = latent.parameter_distances(a, image_size=IMAGE_SIZE)    # pairs (0,1), (0,2), (1,2)
+    np.testing.assert_allclose(d, [1.0, 0.5, 1.5])
