@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: make that the project's environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench clean-venv browser
+.PHONY: setup repro test bench paper clean-venv browser
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ test: setup browser
 
 bench: setup
 	$(BIN)/python benchmarks/engine_vs_dataloader.py
+
+# Paper scale: every override in paper_scale.yaml as one DVC experiment named paper-scale (meant for a GPU).
+# `make paper PAPER_ARGS=--queue` queues it instead of running it now.
+paper: setup
+	$(BIN)/python -c "import json, subprocess, sys, yaml; \
+	o = yaml.safe_load(open('paper_scale.yaml')); \
+	s = [a for k, v in o.items() for a in ('-S', f'{k}={json.dumps(v)}')]; \
+	sys.exit(subprocess.call(['dvc', 'exp', 'run', '-n', 'paper-scale', *s, *sys.argv[1:]]))" $(PAPER_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -69,4 +69,5 @@ def erasing(scale: tuple[float, float] = (0.1, 0.15), ratio: tuple[float, float]
 
     def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return random_erasing(x, generator, scale=scale, ratio=ratio, value=value)
+    augment.settings = {"name": "random_erasing", "p": 1.0, "scale": list(scale), "ratio": list(ratio), "value": value}
     return augment

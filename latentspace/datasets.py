@@ -7,9 +7,9 @@ Two ways to get a dataset, tried in this order:
    (LATENTSPACE_DOWNLOAD_DIR, else $XDG_CACHE_HOME/latentspace, else ~/.cache/latentspace).
 
 `locate_source` picks one and fingerprints it: the sha256 of every file the arrays are read from. The
-`locate_dataset` stage writes that fingerprint to data/sources/<name>.json on every `dvc repro`
-(`always_changed`), and `prepare_dataset` depends on that file, so switching the source, or a source whose
-bytes changed, reruns the preparation; an unchanged source leaves it cached.
+`locate_dataset` stage writes that fingerprint to data/sources/<name>.json, and `prepare_dataset` depends on
+that file, so a new fingerprint (another source, other bytes: `dvc repro -f locate_dataset` after switching)
+reruns the preparation, while an unchanged one leaves it cached.
 
 `prepare` writes the arrays the studies read (`load_prepared`): x uint8 (N, C, H, W), y int64 (N,), for a
 train / validation split of the official training set drawn with a seeded permutation, and the official
@@ -146,6 +146,8 @@ def locate_source(name: str, *, data_dir: str | Path | None = None, download_dir
         offline = f"{DATA_DIR_ENV} is not set"
     root = Path(download_dir) if download_dir else default_download_dir()
     try:
+        # An unusable folder fails here, before torchvision (slow to import) is even loaded.
+        root.mkdir(parents=True, exist_ok=True)
         _download(name, root)
         files = _torchvision_files(name, root)
         return Source(name, "torchvision", str(root.resolve()), {str(f.relative_to(root)): sha256_of(f) for f in files})

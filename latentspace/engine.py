@@ -115,19 +115,24 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, prepro
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn, *, batch_size: int = 1024,
-                  preprocess: Preprocess = to_unit_float, precision: str = "fp32") -> float:
-    """Mean loss over a whole set (weighted by batch size); y=None means reconstruct the input."""
+                  preprocess: Preprocess = to_unit_float, precision: str = "fp32",
+                  accuracy: bool = False) -> float | tuple[float, float]:
+    """Mean loss over a whole set (weighted by batch size); y=None means reconstruct the input.
+    accuracy=True (class labels y) returns (loss, share of argmax predictions equal to y) from the same pass."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for idx in batch_indices(len(x), batch_size, shuffle=False, generator=None, device=x.device):
         xb = preprocess(x[idx])
         target = xb if y is None else y[idx]
         with autocast(x.device, precision):
             out = model(xb)
         total += loss_fn(out.float(), target).double() * len(idx)
+        if accuracy:
+            correct += (out.argmax(1) == target).sum()
     model.train(was_training)
-    return float(total) / len(x)
+    return (float(total) / len(x), int(correct) / len(x)) if accuracy else float(total) / len(x)
 
 
 def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *,
@@ -137,13 +142,15 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
         preprocess: Preprocess = to_unit_float, augment: Augment | None = None,
         precision: str = "fp32", seed: int = 0,
         epoch_metrics: Callable[[nn.Module], dict] | None = None,
-        live=None, prefix: str = "", desc: str = "train", eval_batch_size: int = 2048) -> FitResult:
+        live=None, prefix: str = "", desc: str = "train", eval_batch_size: int = 2048,
+        val_accuracy: bool = False) -> FitResult:
     """Train `model` on tensors already on the device.
 
     y_train=None trains an autoencoder: the target is the preprocessed clean input, while `augment`
     (if any) changes only what the model sees. `loss_fn(output, target)` returns a scalar mean.
     With validation data, the weights of the epoch with the lowest validation loss are restored at
-    the end; without, the last weights are kept. `epoch_metrics(model)` adds metrics to each epoch's
+    the end; without, the last weights are kept. `val_accuracy=True` (class labels) also records the
+    validation accuracy, from the same pass as the loss. `epoch_metrics(model)` adds metrics to each epoch's
     record; `live` (a dvclive.Live) receives every epoch's metrics under `prefix`.
     """
     device = x_train.device
@@ -194,8 +201,12 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
             record = {"epoch": epoch, "train_loss": float(loss_sum) / len(x_train),
                       "lr": optimizer.param_groups[0]["lr"]}
             if x_val is not None:
-                record["val_loss"] = evaluate_loss(model, x_val, y_val, loss_fn, batch_size=eval_batch_size,
-                                                   preprocess=preprocess, precision=precision)
+                val = evaluate_loss(model, x_val, y_val, loss_fn, batch_size=eval_batch_size,
+                                    preprocess=preprocess, precision=precision, accuracy=val_accuracy)
+                if val_accuracy:
+                    record["val_loss"], record["val_accuracy"] = val
+                else:
+                    record["val_loss"] = val
             if epoch_metrics is not None:
                 record.update(epoch_metrics(model))
             monitored = record.get("val_loss", record["train_loss"])

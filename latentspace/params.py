@@ -119,6 +119,28 @@ SCHEMA: dict[str, Any] = {
         "examples": Int(1, 64),
     },
     # @@ section: segmentation (Study A nets) @@
+    "segmentation": {
+        "nets": ListOf(Choice("nn1", "nn2", "nn3")),
+        "losses": ListOf(Choice("wce", "dice", "focal")),
+        "train_images": Int(0),              # 0 = every training image not used for validation
+        "val_images": Int(1),
+        "batch_size": Int(1),
+        "eval_batch_size": Int(1),
+        "noise": Float(0, 255),
+        "nadam_epochs": Int(0),
+        "nadam_lr": Float(0, lo_open=True),
+        "sgd_epochs": Int(0),
+        "sgd_lr": Float(0, lo_open=True),
+        "sgd_lr_decay": Float(0),
+        "sgd_momentum": Float(0, 1),
+        "loss_settings": {
+            "wce": {"class_weight": Float(0, lo_open=True)},
+            "dice": {"smooth": Float(0)},
+            "focal": {"gamma": Float(0), "alpha": Float(0, 1)},
+        },
+        "examples": Int(1, 64),
+        "confusion_pixels": Int(1, 1_000_000),
+    },
     # @@ section: latent (Study A analysis) @@
     "latent": {
         "probe_sets": ListOf(Choice("color", "height", "x", "all")),
@@ -145,13 +167,18 @@ SCHEMA: dict[str, Any] = {
     },
     "study_c": {
         "seeds": Int(1, 100),               # repetitions: seeds seed, seed+1, ...
-        "ae_epochs": Int(1),
-        "head_epochs": Int(1),              # the frozen regime's linear head
-        "classifier_epochs": Int(1),        # fine-tuned and scratch alike
         "batch_size": Int(1),
         "ae_lr": Float(0, lo_open=True),
-        "lr": Float(0, lo_open=True),       # every classifier
-        "lr_decay": Float(0),               # lr / (1 + lr_decay * step), every phase
+        "head_lr": Float(0, lo_open=True),  # the frozen regime's linear head
+        "warmup_steps": Int(0),             # linear warm-up at the start of every training run
+        "anneal": Bool(),                   # then linear decay to 0 at its last step
+        "lr_decay": Float(0),               # lr / (1 + lr_decay * step), every training run
+        "architectures": {arch: {
+            "ae_epochs": Int(1),
+            "head_epochs": Int(1),          # the frozen regime's linear head
+            "classifier_epochs": Int(1),    # fine-tuned and scratch alike
+            "lr": Float(0, lo_open=True),   # fine-tuned and scratch alike
+        } for arch in ("fc", "conv")},
         "augmentations": {
             "none": {},
             "erasing": {"scale": ListOf(Float(0, 1, lo_open=True), min_len=2, unique=False),

@@ -15,6 +15,8 @@ with the lowest validation loss:
 The autoencoder is pretrained once per seed and serves both frozen and fine_tuned. Fine-tuned and scratch
 share epochs, learning rate, batch order and head initialisation, so the pair differs only in where the
 encoder starts. Without augmentation the frozen encoder's codes are computed once and the head trains on them.
+Every run is Adam with the study's schedule (`Settings.phase`): a linear warm-up, then optionally a linear decay
+to 0, which lets the short CPU-sized schedules end at a small learning rate.
 
 Augmentation (`erasing`): torchvision's RandomErasing(p=1, value=0) on every training batch of the
 autoencoder and of the classifiers, never on validation or test images. The autoencoder sees the erased image
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -94,7 +96,9 @@ def initial(part: str, arch: str, seed: int, device: torch.device | str = "cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3 * seed + offset)
         module = build(arch)
-    return module.to(device)
+    # Channels-last convolutions of so few channels run about twice as fast (oneDNN on the CPU, cuDNN on a GPU);
+    # a 1-channel NCHW image is already channels-last, so the inputs need no conversion.
+    return module.to(device, memory_format=torch.channels_last)
 
 
 def initial_classifier(regime: str, arch: str, seed: int, pretrained_encoder: nn.Module | None,
@@ -124,29 +128,39 @@ class Settings:
     classifier_epochs: int = 3
     batch_size: int = 128
     ae_lr: float = 1e-3
+    head_lr: float = 1e-2
     lr: float = 1e-2
     lr_decay: float = 0.0
+    warmup_steps: int = 0
+    anneal: bool = False
     augment: Augment | None = None
     precision: str = "fp32"
     eval_batch_size: int = 2048
 
     @classmethod
-    def from_params(cls, p: dict, augmentation: str, precision: str) -> "Settings":
-        """From params.yaml's `study_c` section, for one augmentation ("none" or "erasing")."""
+    def from_params(cls, p: dict, arch: str, augmentation: str, precision: str) -> "Settings":
+        """From params.yaml's `study_c` section, for one cell (architecture, augmentation "none" or "erasing")."""
         augment = None
         if augmentation == "erasing":
-            a = p["augmentations"]["erasing"]
-            augment = erasing(scale=tuple(a["scale"]), ratio=tuple(a["ratio"]))
+            e = p["augmentations"]["erasing"]
+            augment = erasing(scale=tuple(e["scale"]), ratio=tuple(e["ratio"]))
         elif augmentation != "none":
             raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {AUGMENTATIONS}")
-        return cls(ae_epochs=p["ae_epochs"], head_epochs=p["head_epochs"], classifier_epochs=p["classifier_epochs"],
-                   batch_size=p["batch_size"], ae_lr=p["ae_lr"], lr=p["lr"], lr_decay=p["lr_decay"],
+        a = p["architectures"][arch]
+        return cls(ae_epochs=a["ae_epochs"], head_epochs=a["head_epochs"], classifier_epochs=a["classifier_epochs"],
+                   batch_size=p["batch_size"], ae_lr=p["ae_lr"], head_lr=p["head_lr"], lr=a["lr"],
+                   lr_decay=p["lr_decay"], warmup_steps=p["warmup_steps"], anneal=p["anneal"],
                    augment=augment, precision=precision)
+
+    def phase(self, lr: float, epochs: int) -> Phase:
+        """One Adam phase with this study's schedule (warm-up, time decay, linear anneal to 0)."""
+        return Phase("adam", lr, epochs, lr_decay=self.lr_decay, warmup_steps=self.warmup_steps, anneal=self.anneal)
 
 
 def mnist_on_device(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     """The prepared splits as device tensors: x uint8 (N, 1, 28, 28), y int64."""
-    return {k: to_device(np.asarray(v), device) for k, v in arrays.items()}
+    # np.array copies the read-only memory maps that load_prepared returns (torch wants writable memory).
+    return {k: to_device(np.array(v), device) for k, v in arrays.items()}
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -166,19 +180,11 @@ def pretrain_autoencoder(arch: str, data: dict, settings: Settings, seed: int, l
     model = Autoencoder(initial("encoder", arch, seed, device), initial("decoder", arch, seed, device))
     _start_curve(live)
     result = fit(model, data["x_train"], None, loss_fn=F.mse_loss,
-                 phases=[Phase("adam", settings.ae_lr, settings.ae_epochs, lr_decay=settings.lr_decay)],
+                 phases=[settings.phase(settings.ae_lr, settings.ae_epochs)],
                  batch_size=settings.batch_size, x_val=data["x_val"], augment=settings.augment,
                  precision=settings.precision, seed=seed, live=live, prefix=f"seed{seed}/autoencoder/",
                  desc=f"{arch} autoencoder seed {seed}", eval_batch_size=settings.eval_batch_size)
     return model, result
-
-
-def _accuracy_on(x: torch.Tensor, y: torch.Tensor, settings: Settings, preprocess=to_unit_float):
-    def metrics(model: nn.Module) -> dict:
-        pred = predict(model, x, batch_size=settings.eval_batch_size, preprocess=preprocess,
-                       precision=settings.precision, reduce=lambda out: out.argmax(1))
-        return {"val_accuracy": float((pred == y).float().mean())}
-    return metrics
 
 
 def train_regime(regime: str, arch: str, data: dict, settings: Settings, seed: int,
@@ -186,23 +192,22 @@ def train_regime(regime: str, arch: str, data: dict, settings: Settings, seed: i
     """Train one regime's classifier from `initial_classifier`; returns it with its best-validation weights."""
     device = data["x_train"].device
     model = initial_classifier(regime, arch, seed, pretrained_encoder, device)
-    epochs = settings.head_epochs if regime == "frozen" else settings.classifier_epochs
+    phase = (settings.phase(settings.head_lr, settings.head_epochs) if regime == "frozen"
+             else settings.phase(settings.lr, settings.classifier_epochs))
     common = dict(loss_fn=F.cross_entropy, batch_size=settings.batch_size, precision=settings.precision,
-                  phases=[Phase("adam", settings.lr, epochs, lr_decay=settings.lr_decay)], seed=seed, live=live,
+                  phases=[phase], seed=seed, live=live,
                   prefix=f"seed{seed}/{regime}/", desc=f"{arch} {regime} seed {seed}",
-                  eval_batch_size=settings.eval_batch_size)
+                  eval_batch_size=settings.eval_batch_size, val_accuracy=True)
     _start_curve(live)
     if regime == "frozen" and settings.augment is None:
         # The frozen encoder maps each image to the same code in every epoch: compute the codes once.
         codes = {split: predict(model.encoder, data[f"x_{split}"], batch_size=settings.eval_batch_size,
                                 precision=settings.precision) for split in ("train", "val")}
         result = fit(model.head, codes["train"], data["y_train"], x_val=codes["val"], y_val=data["y_val"],
-                     preprocess=_identity, epoch_metrics=_accuracy_on(codes["val"], data["y_val"], settings, _identity),
-                     **common)
+                     preprocess=_identity, **common)
     else:
         result = fit(model, data["x_train"], data["y_train"], x_val=data["x_val"], y_val=data["y_val"],
-                     augment=settings.augment, epoch_metrics=_accuracy_on(data["x_val"], data["y_val"], settings),
-                     **common)
+                     augment=settings.augment, **common)
     return model, result
 
 
@@ -227,6 +232,7 @@ def run_seed(arch: str, data: dict, settings: Settings, seed: int, live=None) ->
     record = {"seed": seed, "autoencoder": {
         "val_mse": ae_fit.best_val_loss, "test_mse": reconstruction_mse(autoencoder, data["x_test"], settings),
         "best_epoch": ae_fit.best_epoch + 1, "train_images_per_second": ae_fit.train_images_per_second,
+        "val_loss_curve": [h["val_loss"] for h in ae_fit.history],
         "seconds": round(time.perf_counter() - t0, 2)}}
     for regime in REGIMES:
         t0 = time.perf_counter()
@@ -235,6 +241,9 @@ def run_seed(arch: str, data: dict, settings: Settings, seed: int, live=None) ->
                           "best_epoch": result.best_epoch + 1, "best_val_loss": result.best_val_loss,
                           "best_val_accuracy": result.history[result.best_epoch]["val_accuracy"],
                           "train_images_per_second": result.train_images_per_second,
+                          # per epoch, for judging whether the schedule was long enough
+                          "val_loss_curve": [h["val_loss"] for h in result.history],
+                          "val_accuracy_curve": [h["val_accuracy"] for h in result.history],
                           "seconds": round(time.perf_counter() - t0, 2)}
     return record, autoencoder
 
@@ -247,10 +256,22 @@ def spread(values: list[float]) -> dict:
 
 
 def summarize(per_seed: list[dict]) -> dict:
-    """Per regime, the spread over seeds of test accuracy and macro F1; the autoencoder's test MSE."""
-    out = {regime: {m: spread([r[regime][m] for r in per_seed]) for m in ("test_accuracy", "test_macro_f1")}
-           for regime in REGIMES}
+    """Per regime, the spread over seeds of test accuracy and macro F1 and the mean validation-accuracy curve;
+    the autoencoder's test MSE."""
+    out = {}
+    for regime in REGIMES:
+        out[regime] = {m: spread([r[regime][m] for r in per_seed]) for m in ("test_accuracy", "test_macro_f1")}
+        curves = [r[regime].get("val_accuracy_curve") for r in per_seed]
+        if all(curves):
+            out[regime]["mean_val_accuracy_curve"] = np.mean(curves, axis=0).tolist()
     out["autoencoder"] = {"test_mse": spread([r["autoencoder"]["test_mse"] for r in per_seed])}
+    return out
+
+
+def describe(settings: Settings) -> dict:
+    """The settings a cell ran with, for its metrics file."""
+    out = {k: v for k, v in asdict(settings).items() if k != "augment"}
+    out["augment"] = getattr(settings.augment, "settings", None)
     return out
 
 

@@ -75,7 +75,7 @@ def main() -> None:
             labels, factors = latent.probe_labels_and_factors(probes)
             labels_of[variant] = labels
             start = time.perf_counter()
-            codes = latent.extract_codes(net, np.asarray(probes.images), device=device, precision=precision,
+            codes = latent.extract_codes(net, np.array(probes.images), device=device, precision=precision,
                                          batch_size=p["batch_size"])
             seconds["codes"] += time.perf_counter() - start
             for layer, layer_codes in codes.items():

@@ -1,4 +1,4 @@
-"""Datasets stage (always runs): find MNIST or CIFAR-10 (`--name`) and write which source will be used and the
+"""Datasets stage: find MNIST or CIFAR-10 (`--name`) and write which source will be used and the
 sha256 of its files to data/sources/<name>.json. DVC reruns `prepare_dataset` only when that record changes:
 another source, or other bytes. Offline copy via LATENTSPACE_DATA_DIR, else torchvision's download."""
 import argparse

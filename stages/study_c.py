@@ -1,7 +1,7 @@
 """Study C stage, one (architecture, augmentation) cell: for each seed pretrain the autoencoder, then train
 and test the frozen, fine-tuned and scratch classifiers on MNIST. Writes metrics/study_c/<arch>-<augment>.json
-(test accuracy and macro F1 per regime and seed, mean and spread), the per-epoch curves (dvclive) and a figure
-of test images over their reconstructions."""
+(test accuracy and macro F1 per regime and seed, mean and spread, validation curves, seconds), the per-epoch
+curves (dvclive) and a figure of test images over their reconstructions."""
 import argparse
 
 from dvclive import Live
@@ -25,15 +25,16 @@ def main() -> None:
     with Timer() as timer:
         params = load_params(sections=["study_c"])
         p = params["study_c"]
-        for key in ("scale", "ratio"):
-            bounds = p["augmentations"]["erasing"][key]
-            if len(bounds) != 2 or bounds[0] > bounds[1]:
-                raise UserError(f"parameter 'study_c.augmentations.erasing.{key}' = {bounds} is not allowed; "
-                                "expected [low, high] with low <= high")
+        if args.augment == "erasing":
+            for key, hi in (("scale", "1"), ("ratio", None)):
+                bounds = p["augmentations"]["erasing"][key]
+                if len(bounds) != 2 or bounds[0] > bounds[1]:
+                    raise UserError(f"parameter 'study_c.augmentations.erasing.{key}' = {bounds} is not allowed; "
+                                    f"expected [low, high] with 0 < low <= high{' <= ' + hi if hi else ''}")
         device = pick_device(params["device"])
         precision = resolve_precision(device, params["precision"])
         seed_everything(params["seed"])
-        settings = pt.Settings.from_params(p, args.augment, precision)
+        settings = pt.Settings.from_params(p, args.arch, args.augment, precision)
         data = pt.mnist_on_device(load_prepared("mnist"), device)
         seeds = [params["seed"] + k for k in range(p["seeds"])]
 
@@ -55,8 +56,9 @@ def main() -> None:
         "seeds": seeds,
         **pt.summarize(per_seed),
         "per_seed": per_seed,
-        "epochs": {"autoencoder": p["ae_epochs"], "frozen": p["head_epochs"],
-                   "fine_tuned": p["classifier_epochs"], "scratch": p["classifier_epochs"]},
+        "epochs": {"autoencoder": settings.ae_epochs, "frozen": settings.head_epochs,
+                   "fine_tuned": settings.classifier_epochs, "scratch": settings.classifier_epochs},
+        "settings": pt.describe(settings),
         "train_images": len(data["x_train"]),
         "val_images": len(data["x_val"]),
         "test_images": len(data["x_test"]),

@@ -3,11 +3,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Tests never touch the real datasets or a GPU.
 os.environ.pop("LATENTSPACE_DATA_DIR", None)
+# Tiny tensors gain nothing from threads, and OpenMP threads that spin-wait on a busy 2-core machine make
+# every op 10-20x slower; stage subprocesses inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
@@ -26,16 +32,18 @@ class DvcRepo:
     def __init__(self, path: Path, env: dict):
         self.path, self.env = path, env
 
-    def run(self, *args: str, check: bool = True, env: dict | None = None):
+    def run(self, *args: str, check: bool = True, env: dict | None = None, cwd: Path | None = None):
         import subprocess
-        res = subprocess.run(list(args), cwd=self.path, env={**self.env, **(env or {})},
+        res = subprocess.run(list(args), cwd=cwd or self.path, env={**self.env, **(env or {})},
                              capture_output=True, text=True)
         if check and res.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
 
+    dvc_bin = str(Path(sys.executable).parent / "dvc")
+
     def dvc(self, *args: str, **kw):
-        return self.run(str(Path(sys.executable).parent / "dvc"), *args, **kw)
+        return self.run(self.dvc_bin, *args, **kw)
 
     def set_params(self, **dotted) -> None:
         """set_params(**{"rectangles.train_size": 64}) edits params.yaml in place."""
@@ -62,13 +70,15 @@ class DvcRepo:
 
 @pytest.fixture
 def dvc_repo(tmp_path) -> DvcRepo:
-    """Copy dvc.yaml, params.yaml and stages/ into a fresh git repo with DVC initialised."""
+    """Copy dvc.yaml, params.yaml, stages/ and latentspace/ into a fresh git repo with DVC initialised."""
     import shutil
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    # The library too: stages declare its modules as deps (stages import the installed package, which is ROOT's).
+    for folder in ("stages", "latentspace"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}

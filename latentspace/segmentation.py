@@ -1,0 +1,332 @@
+"""Study A3: the three segmentation nets (PyTorch ports of the original Keras models), their losses,
+the test metrics, a per-pixel nearest-colour baseline, and the figure of predicted masks.
+
+Every net takes float NCHW images in [0, 1] (`preprocess_images`) and returns logits (N, 4, H, W) over
+background and classes 1..3; `encode(x)` returns the bottleneck activations the latent analysis (A4) reads.
+All 3x3 convolutions are 'same'-padded and followed by ReLU, as in the originals.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentspace.errors import UserError
+
+NETS = ("nn1", "nn2", "nn3")
+LOSSES = ("wce", "dice", "focal")
+N_OUTPUTS = 4                      # background + classes 1..3
+CLASS_NAMES = ("background", "class1", "class2", "class3")
+# Label-map colours for figures: black background, then the class-centre colours (SPEC A1).
+MASK_COLOURS = np.array([[0, 0, 0], [42, 127, 212], [127, 212, 42], [212, 42, 127]], dtype=np.uint8)
+
+
+# --- input --------------------------------------------------------------------------------------------
+
+def preprocess_images(x: torch.Tensor, noise: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 NHWC images to float NCHW (x + U[0, noise)) / 255, as the original fed its nets.
+    noise = 0 adds nothing (and needs no generator)."""
+    out = x.permute(0, 3, 1, 2).float()
+    if noise > 0:
+        out = out + torch.rand(out.shape, generator=generator, device=out.device) * noise
+    # NHWC permuted is channels_last in memory: kept so, as convolutions on the CPU run ~1.5x faster that way.
+    return out.div_(255.0)
+
+
+def input_noise(noise: float):
+    """The engine's `augment` hook for already preprocessed images: + U[0, noise) / 255 per value, the same
+    as adding the noise before scaling. Training only: validation, test and latent codes see clean images."""
+    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x + torch.rand(x.shape, generator=generator, device=x.device) * (noise / 255.0)
+    return augment if noise > 0 else None
+
+
+# --- building blocks ----------------------------------------------------------------------------------
+
+def _conv(cin: int, cout: int, k: int = 3) -> nn.Module:
+    """A 'same' convolution. Keras pads an even kernel one more at the bottom/right than at the top/left."""
+    if k % 2:
+        return nn.Conv2d(cin, cout, k, padding=k // 2)
+    return nn.Sequential(nn.ZeroPad2d((k // 2 - 1, k // 2, k // 2 - 1, k // 2)), nn.Conv2d(cin, cout, k))
+
+
+class SeparableConv2d(nn.Module):
+    """Keras SeparableConv2D: a depthwise k x k conv (no bias) then a pointwise 1 x 1 conv with bias."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3):
+        super().__init__()
+        if k % 2:
+            self.pad = nn.Identity()
+            self.depthwise = nn.Conv2d(cin, cin, k, padding=k // 2, groups=cin, bias=False)
+        else:
+            self.pad = nn.ZeroPad2d((k // 2 - 1, k // 2, k // 2 - 1, k // 2))
+            self.depthwise = nn.Conv2d(cin, cin, k, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(self.pad(x)))
+
+
+def _he_normal_(module: nn.Module) -> None:
+    """Keras he_normal: truncated normal (at 2 std) with std sqrt(2 / fan_in); zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            std = math.sqrt(2.0 / fan_in)
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _glorot_uniform_(module: nn.Module) -> None:
+    """Keras' default initialiser (glorot_uniform kernels, zero biases): what the original NN1 used."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+# --- the nets -----------------------------------------------------------------------------------------
+
+class NN1(nn.Module):
+    """Convolutional autoencoder: three conv + max-pool levels down to 32 x 8 x 8, three conv + upsample back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.conv3 = _conv(3, 8), _conv(8, 16), _conv(16, 32)
+        self.conv4, self.conv5, self.conv6 = _conv(32, 32), _conv(32, 16), _conv(16, 8)
+        self.head = _conv(8, N_OUTPUTS)
+        _glorot_uniform_(self)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        pool3 = F.max_pool2d(F.relu(self.conv3(x)), 2)
+        return pool3, F.relu(self.conv4(pool3))
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pool3, conv4 = self._encode(x)
+        return {"pool3": pool3, "conv4": conv4}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._encode(x)[1]
+        x = F.relu(self.conv5(F.interpolate(x, scale_factor=2, mode="nearest")))
+        x = F.relu(self.conv6(F.interpolate(x, scale_factor=2, mode="nearest")))
+        # The original's last layer is a softmax over the 4 outputs; the losses here take its logits.
+        return self.head(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """NN2 (plain convs) and NN3 (depthwise-separable convs, dropout after the bottleneck, one more 4-channel
+    layer before the 1 x 1 head): a small U-Net with one conv per level, encoder 4-8-16-32-64."""
+
+    WIDTHS = (4, 8, 16, 32, 64)
+
+    def __init__(self, separable: bool):
+        super().__init__()
+        conv = SeparableConv2d if separable else _conv
+        w = self.WIDTHS
+        self.down = nn.ModuleList([conv(cin, cout) for cin, cout in zip((3,) + w[:-1], w)])
+        # After the 32 level (the input of the last pooling and its skip), as the Keras U-Net had it.
+        self.drop = nn.Dropout(0.5)
+        self.drop_bottleneck = nn.Dropout(0.5) if separable else nn.Identity()
+        self.up = nn.ModuleList([conv(cin, cout, 2) for cin, cout in zip(w[:0:-1], w[-2::-1])])
+        self.merge = nn.ModuleList([conv(2 * cout, cout) for cout in w[-2::-1]])
+        head = (w[0], 16, 8) + ((4,) if separable else ())
+        self.head = nn.ModuleList([conv(cin, cout) for cin, cout in zip(head[:-1], head[1:])])
+        self.classifier = conv(head[-1], N_OUTPUTS, 1)
+        _he_normal_(self)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for i, layer in enumerate(self.down[:-1]):
+            x = F.relu(layer(x))
+            if i == len(self.down) - 2:
+                x = self.drop(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        return F.relu(self.down[-1](x)), skips
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"bottleneck": self._encode(x)[0]}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skips = self._encode(x)
+        x = self.drop_bottleneck(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            x = F.relu(up(F.interpolate(x, scale_factor=2, mode="nearest")))
+            x = F.relu(merge(torch.cat([skip, x], dim=1)))
+        for layer in self.head:
+            x = F.relu(layer(x))
+        return self.classifier(x)
+
+
+def build_net(name: str) -> nn.Module:
+    if name == "nn1":
+        return NN1()
+    if name in ("nn2", "nn3"):
+        return UNet(separable=name == "nn3")
+    raise UserError(f"unknown net {name!r}; expected one of {', '.join(NETS)}")
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def min_image_size(name: str) -> int:
+    """Inputs must halve cleanly at every pooling: 3 poolings for NN1, 4 for the U-Nets."""
+    return 8 if name == "nn1" else 16
+
+
+def save_net(path: str | Path, net: nn.Module, *, name: str, loss: str, image_size: int, **extra) -> None:
+    from latentspace.io import atomic_path
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"net": name, "loss": loss, "image_size": int(image_size), "state_dict": state, **extra}, tmp)
+
+
+def load_net(path: str | Path) -> nn.Module:
+    """A net saved by the train_segmentation stage, in eval mode, on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: trained net not found; run `dvc repro train_segmentation`")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net = build_net(saved["net"])
+        net.load_state_dict(saved["state_dict"])
+    except (KeyError, RuntimeError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a segmentation net saved by train_segmentation "
+                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); rerun that stage") from None
+    return net.eval()
+
+
+# --- losses -------------------------------------------------------------------------------------------
+
+def weighted_cross_entropy(class_weight: float = 4.0):
+    """Cross-entropy with weight `class_weight` on each rectangle class and 1 on background, averaged over
+    pixels (Keras-style: the weighted sum over the pixel count, not over the weights' sum)."""
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weights = torch.tensor([1.0] + [class_weight] * (N_OUTPUTS - 1), device=logits.device)
+        return F.cross_entropy(logits, target.long(), weight=weights, reduction="none").mean()
+    return loss
+
+
+def soft_dice(eps: float = 1.0):
+    """1 - mean over the 4 outputs of the soft Dice coefficient, with sums over the whole batch and the
+    smoothing term `eps` (so an output absent from a batch and never predicted scores 1, not 0/0)."""
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs = logits.softmax(dim=1)
+        onehot = F.one_hot(target.long(), N_OUTPUTS).permute(0, 3, 1, 2).to(probs.dtype)
+        dims = (0, 2, 3)
+        inter = (probs * onehot).sum(dims)
+        dice = (2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps).clamp_min(1e-12)
+        return 1.0 - dice.mean()
+    return loss
+
+
+def focal(gamma: float = 2.0, alpha: float = 0.75):
+    """Focal loss -alpha_t (1 - p_t)^gamma log p_t, alpha_t = `alpha` for the classes, 1 - alpha for the
+    background, averaged over pixels."""
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        t = target.long()
+        logp_t = logits.log_softmax(dim=1).gather(1, t.unsqueeze(1)).squeeze(1)
+        alpha_t = torch.where(t == 0, 1.0 - alpha, alpha)
+        return (-alpha_t * (1.0 - logp_t.exp()).pow(gamma) * logp_t).mean()
+    return loss
+
+
+def make_loss(name: str, settings: dict | None = None):
+    """A loss by name, with its settings (params.yaml segmentation.loss_settings.<name>; SPEC values if None)."""
+    settings = settings or {}
+    if name == "wce":
+        return weighted_cross_entropy(settings.get("class_weight", 4.0))
+    if name == "dice":
+        return soft_dice(settings.get("smooth", 1.0))
+    if name == "focal":
+        return focal(settings.get("gamma", 2.0), settings.get("alpha", 0.75))
+    raise UserError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # 0/0 (an output absent from the labels and never predicted) counts as 0, as latentspace.metrics does.
+    return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
+
+
+def segmentation_metrics(cm: np.ndarray) -> dict:
+    """Pixel accuracy, IoU and Dice per output and their means (over all 4, and over the 3 rectangle
+    classes), from a 4 x 4 pixel confusion matrix (rows true, columns predicted)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    iou = _ratio(tp, tp + fp + fn)
+    dice = _ratio(2 * tp, 2 * tp + fp + fn)
+    return {
+        "pixel_accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "iou": {n: float(v) for n, v in zip(CLASS_NAMES, iou)},
+        "dice": {n: float(v) for n, v in zip(CLASS_NAMES, dice)},
+        "mean_iou": float(iou.mean()),
+        "mean_dice": float(dice.mean()),
+        "mean_iou_rectangles": float(iou[1:].mean()),
+        "mean_dice_rectangles": float(dice[1:].mean()),
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def pixel_confusion(labels: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
+    from latentspace.metrics import confusion_matrix
+    return confusion_matrix(labels, predicted, N_OUTPUTS)
+
+
+def confusion_rows(labels: np.ndarray, predicted: np.ndarray, pixels: int, seed: int) -> list[dict]:
+    """{actual, predicted} rows for `dvc plots`' confusion template, for a random sample of test pixels
+    (all of them would be millions of rows)."""
+    flat_true, flat_pred = np.asarray(labels).reshape(-1), np.asarray(predicted).reshape(-1)
+    idx = np.sort(np.random.default_rng(seed).choice(len(flat_true), size=min(pixels, len(flat_true)),
+                                                      replace=False))
+    names = np.asarray(CLASS_NAMES)
+    return [{"actual": a, "predicted": p} for a, p in zip(names[flat_true[idx]], names[flat_pred[idx]])]
+
+
+# --- the colour baseline ------------------------------------------------------------------------------
+
+def nearest_colour(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Per pixel, the nearest (Euclidean, in RGB) of black and the three class-centre colours: 0 for
+    black (background), k for class k. What colour alone predicts, blind to shape and position."""
+    x = torch.as_tensor(images).float()                                    # (..., 3)
+    centres = torch.as_tensor(MASK_COLOURS, dtype=torch.float32, device=x.device)
+    dist = ((x.unsqueeze(-2) - centres) ** 2).sum(-1)                      # (..., 4)
+    return dist.argmin(-1).to(torch.uint8)
+
+
+# --- figure -------------------------------------------------------------------------------------------
+
+def colour_masks(labels: np.ndarray) -> np.ndarray:
+    return MASK_COLOURS[np.asarray(labels)]
+
+
+def predictions_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, title: str):
+    """A column per example: the image, its true label map, the predicted one (class-centre colours)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.0), squeeze=False)
+    rows = (("image", images), ("true mask", colour_masks(labels)), ("predicted", colour_masks(predicted)))
+    for r, (name, pictures) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(pictures[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return fig

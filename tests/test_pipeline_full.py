@@ -1,0 +1,44 @@
+"""The whole pipeline at tiny sizes: one `dvc repro` runs every stage, a second runs none, and
+`dvc exp run -S delta=25` reruns Study A (and the report that shows it) and nothing of Studies B and C."""
+import json
+
+import pytest
+from test_pipeline_study_a_nets import TINY as TINY_STUDY_A_NETS
+from test_pipeline_study_b import TINY_STUDY_B
+from test_pipeline_study_c import TINY_STUDY_C
+from test_sweeps import TINY_STUDY_A
+
+# Stage families (the part of a name before '@') of Study A: everything downstream of the generator.
+STUDY_A = {"generate_rectangles", "eda", "colour_baseline", "train_segmentation", "generate_probe_set",
+           "latent_analysis"}
+
+
+def _stages(repo) -> set[str]:
+    return set(repo.dvc("stage", "list", "--all", "--name-only").stdout.split())
+
+
+@pytest.mark.e2e
+def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
+    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
+    dvc_repo.set_params(**tiny_datasets_params, **TINY_STUDY_A, **TINY_STUDY_A_NETS, **TINY_STUDY_B,
+                        **TINY_STUDY_C, **{"study_b.hidden_sizes": [4, 8]})
+    dvc_repo.commit("tiny pipeline")   # dvclive needs a commit
+
+    ran = dvc_repo.ran_stages(dvc_repo.dvc("repro", env=env).stdout)
+    everything = _stages(dvc_repo)
+    assert ran == everything
+    assert {s.split("@")[0] for s in everything} >= STUDY_A | {"prepare_dataset", "study_b_autoencoder",
+                                                              "study_b_probe", "study_b_summary", "study_c", "report"}
+    html = (dvc_repo.path / "reports/report.html").read_text()
+    assert "Study A" in html and "Study B" in html and "Study C" in html
+    times = json.loads((dvc_repo.path / "metrics/stage_times.json").read_text())
+    assert set(times["stages"]) >= everything - {"report"}
+    dvc_repo.commit("outputs")
+
+    # Nothing changed: nothing runs.
+    assert dvc_repo.ran_stages(dvc_repo.dvc("repro", env=env).stdout) == set()
+
+    # delta feeds the generator, so all of Study A reruns, then the report; Studies B and C stay cached.
+    ran = dvc_repo.ran_stages(dvc_repo.dvc("exp", "run", "-S", "delta=25", env=env).stdout)
+    assert {s.split("@")[0] for s in ran} == STUDY_A | {"report"}
+    assert ran >= {s for s in everything if s.split("@")[0] in STUDY_A}

@@ -1,0 +1,86 @@
+"""Study A3 + A4 through DVC: rectangles -> one segmentation net -> probe sets -> latent analysis, the colour
+baseline, and which stages a changed loss setting touches."""
+import json
+
+import pytest
+
+TINY = {
+    "rectangles.image_size": 16,
+    "rectangles.samples.train.images": 96,
+    "rectangles.samples.test.images": 16,
+    "segmentation.nets": ["nn2"],
+    "segmentation.losses": ["wce"],
+    "segmentation.train_images": 0,
+    "segmentation.val_images": 16,
+    "segmentation.batch_size": 16,
+    "segmentation.nadam_epochs": 1,
+    "segmentation.sgd_epochs": 1,
+    "segmentation.examples": 2,
+    "segmentation.confusion_pixels": 50,
+    "latent.probe_sets": ["color", "all"],
+    "latent.per_class": 15,
+    "latent.dims": [8, 2],
+    "latent.reducers": ["pca"],
+    "latent.metric_sample": 45,
+    "latent.continuity_sample": 30,
+    "latent.knn": 5,
+}
+METRIC_KEYS = {"net", "loss", "parameters", "pixel_accuracy", "iou", "dice", "mean_iou", "mean_dice",
+               "mean_iou_rectangles", "mean_dice_rectangles", "confusion_matrix", "train_images", "val_images",
+               "test_images", "epochs", "best_epoch", "train_images_per_second", "device", "precision", "delta",
+               "seconds"}
+
+
+def _json(repo, rel: str):
+    return json.loads((repo.path / rel).read_text())
+
+
+@pytest.mark.e2e
+def test_rectangles_to_net_to_latent_analysis(dvc_repo):
+    dvc_repo.set_params(**TINY)
+    dvc_repo.commit("tiny study A")
+
+    res = dvc_repo.dvc("repro", "latent_analysis", "colour_baseline")
+    assert dvc_repo.ran_stages(res.stdout) == {
+        "generate_rectangles@train", "generate_rectangles@test", "train_segmentation@nn2-wce",
+        "generate_probe_set@color", "generate_probe_set@all", "latent_analysis@nn2-wce", "colour_baseline"}
+
+    net = _json(dvc_repo, "metrics/segmentation/nn2-wce.json")
+    assert set(net) == METRIC_KEYS
+    assert (net["net"], net["loss"], net["parameters"], net["delta"]) == ("nn2", "wce", 61_980, 15)
+    assert (net["train_images"], net["val_images"], net["test_images"], net["epochs"]) == (80, 16, 16, 2)
+    assert 1 <= net["best_epoch"] <= 2
+    assert sum(map(sum, net["confusion_matrix"])) == 16 * 16 * 16
+    assert 0 <= net["mean_iou"] <= 1 and 0 <= net["pixel_accuracy"] <= 1
+    assert list(net["iou"]) == ["background", "class1", "class2", "class3"]
+    live = dvc_repo.path / "metrics/segmentation/live/nn2-wce"
+    assert {"train_loss.tsv", "val_loss.tsv", "val_mean_iou.tsv"} <= {p.name for p in (live / "plots/metrics").iterdir()}
+    assert len(_json(dvc_repo, "metrics/segmentation/confusion/nn2-wce.json")) == 50
+    assert (dvc_repo.path / "reports/segmentation/nn2-wce-predictions.png").stat().st_size > 1000
+    assert (dvc_repo.path / "models/segmentation/nn2-wce.pt").is_file()
+
+    # Colour alone segments these images perfectly while the class colour boxes are apart (delta 15).
+    baseline = _json(dvc_repo, "metrics/segmentation/baseline.json")
+    assert set(baseline) == METRIC_KEYS and baseline["net"] == "baseline" and baseline["loss"] is None
+    assert baseline["mean_iou"] == 1.0 and baseline["pixel_accuracy"] == 1.0
+
+    assert _json(dvc_repo, "metrics/latent/probes/all.json")["images"] == 45
+    latent = _json(dvc_repo, "metrics/latent/nn2-wce.json")
+    assert (latent["net"], latent["loss"]) == ("nn2", "wce")
+    layer = latent["layers"]["bottleneck"]
+    assert layer["code_dim"] == 64 * 1 * 1          # a 16-pixel image pools to 1 x 1
+    assert set(layer["probe_sets"]) == {"color", "all"}
+    colour_set = layer["probe_sets"]["color"]
+    assert sorted(colour_set["pca"]) == ["2", "8"]
+    assert 0 <= colour_set["raw"]["f1_fit_mean"] <= 1
+    assert -1 <= layer["continuity"]["spearman"] <= 1
+    assert {p.name for p in (dvc_repo.path / "reports/latent/nn2-wce").iterdir()} == {
+        "f1-fit.png", "f1-heldout.png", "scatter-bottleneck.png", "continuity.png"}
+    dvc_repo.commit("ran")
+
+    # A loss's own settings touch only that loss's instances; a new loss adds only its own chain.
+    dvc_repo.set_params(**{"segmentation.loss_settings.focal.gamma": 3.0})
+    assert "train_segmentation" not in dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
+    dvc_repo.set_params(**{"segmentation.loss_settings.wce.class_weight": 2.0})
+    status = dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
+    assert "train_segmentation@nn2-wce" in status and "generate_probe_set" not in status

@@ -1,0 +1,110 @@
+"""The MNIST data stages and Study C end to end through DVC, on tiny fake MNIST; and the stages' declared deps."""
+import ast
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY_STUDY_C = {
+    "device": "cpu",
+    "study_c.seeds": 2,
+    "study_c.batch_size": 64,
+    "study_c.warmup_steps": 2,
+    "study_c.architectures.fc": {"ae_epochs": 1, "head_epochs": 1, "classifier_epochs": 2, "lr": 0.01},
+    "study_c.architectures.conv": {"ae_epochs": 1, "head_epochs": 1, "classifier_epochs": 2, "lr": 0.01},
+}
+# Two of the four cells cover both architectures, both augmentations and every code path of the stage; the
+# other two differ only in their matrix values (the deps test below checks what every cell declares).
+CELLS = ("fc-none", "conv-erasing")
+
+
+def _json(repo, path):
+    return json.loads((repo.path / path).read_text())
+
+
+@pytest.mark.e2e
+def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
+    repo = dvc_repo
+    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir), "OMP_NUM_THREADS": "1"}
+    repo.set_params(**tiny_datasets_params, **TINY_STUDY_C)
+    repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
+    out = repo.dvc("repro", *(f"study_c@{c}" for c in CELLS), env=env).stdout
+    assert repo.ran_stages(out) == {"locate_dataset@mnist", "prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
+
+    # Which data it ran on: the source and its checksum, in the tracked metrics of the data stage.
+    source = _json(repo, "metrics/datasets/mnist.json")
+    npz = tiny_datasets_dir / "mnist.npz"
+    assert source["source"] == "offline copy" and source["location"] == str(npz.resolve())
+    assert source["sha256"] == {"mnist.npz": hashlib.sha256(npz.read_bytes()).hexdigest()}
+    assert (source["train"], source["val"], source["test"]) == (500, 100, 200)
+
+    for cell in CELLS:
+        m = _json(repo, f"metrics/study_c/{cell}.json")
+        assert m["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and m["seconds"] > 0
+        for regime in ("frozen", "fine_tuned", "scratch"):
+            for metric in ("test_accuracy", "test_macro_f1"):
+                s = m[regime][metric]
+                assert len(s["values"]) == 2 and s["min"] <= s["mean"] <= s["max"] and s["std"] is not None
+            assert len(m[regime]["mean_val_accuracy_curve"]) == (1 if regime == "frozen" else 2)
+            assert len(m["per_seed"][0][regime]["val_loss_curve"]) == len(m[regime]["mean_val_accuracy_curve"])
+        assert m["settings"]["classifier_epochs"] == 2 and m["settings"]["batch_size"] == 64
+        assert (m["settings"]["augment"] is None) == cell.endswith("-none")
+        assert (repo.path / f"reports/study_c/{cell}-reconstructions.png").stat().st_size > 1000
+        curve = repo.path / f"metrics/study_c/live/{cell}/plots/metrics/seed1/scratch/val_accuracy.tsv"
+        assert len(curve.read_text().splitlines()) == 1 + 2          # header + one row per epoch
+    # `dvc plots` sees the per-epoch curves.
+    plots = repo.dvc("plots", "show", "--json", env=env).stdout
+    assert "seed0/fine_tuned/val_accuracy" in plots
+
+    # Erasing settings and one architecture's schedule touch only their own cells.
+    repo.commit("baseline")
+    repo.set_params(**{"study_c.augmentations.erasing.scale": [0.1, 0.2],
+                       "study_c.architectures.fc.lr": 0.02})
+    status = repo.dvc("status", "--json", env=env).stdout
+    changed = {k for k in json.loads(status) if k.startswith("study_c@") and k.split("@")[1] in CELLS}
+    assert changed == {"study_c@fc-none", "study_c@conv-erasing"}
+    repo.set_params(**{"study_c.architectures.fc.lr": 0.01})
+    changed = {k for k in json.loads(repo.dvc("status", "--json", env=env).stdout) if k.split("@")[-1] in CELLS}
+    assert changed == {"study_c@conv-erasing"}
+
+    # A reversed erasing range stops the stage with one line, and leaves its outputs as they were.
+    before = (repo.path / "metrics/study_c/conv-erasing.json").read_text()
+    repo.set_params(**{"study_c.augmentations.erasing.scale": [0.3, 0.1]})
+    res = repo.run("python", "stages/study_c.py", "--arch", "conv", "--augment", "erasing", env=env, check=False)
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("error: parameter 'study_c.augmentations.erasing.scale' = [0.3, 0.1] is not "
+                                  "allowed; expected [low, high] with 0 < low <= high <= 1")
+    assert (repo.path / "metrics/study_c/conv-erasing.json").read_text() == before
+
+
+def _imported_modules(path: Path, root: Path, seen: set) -> set:
+    """latentspace modules a file imports, directly or through other latentspace modules (anywhere in the file)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("latentspace"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "latentspace" and len(parts) > 1 and (root / "latentspace" / f"{parts[1]}.py").exists():
+                module = root / "latentspace" / f"{parts[1]}.py"
+                if module not in seen:
+                    seen.add(module)
+                    _imported_modules(module, root, seen)
+    return seen
+
+
+@pytest.mark.parametrize("stage, script", [
+    ("locate_dataset", "locate_dataset"), ("prepare_dataset", "prepare_dataset"), ("study_c", "study_c"),
+    ("study_b_autoencoder", "study_b_autoencoder"), ("study_b_probe", "study_b_probe"),
+    ("study_b_summary", "study_b_summary")])
+def test_stage_deps_list_every_library_module_it_imports(project_root, stage, script):
+    spec = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"][stage]
+    deps = (spec.get("do") or spec)["deps"]
+    declared = {d for d in deps if isinstance(d, str) and d.startswith("latentspace/")}
+    imported = {f"latentspace/{p.name}" for p in _imported_modules(project_root / "stages" / f"{script}.py",
+                                                                    project_root, set())}
+    assert declared == imported

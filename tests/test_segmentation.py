@@ -1,0 +1,188 @@
+"""Study A3: the three nets (sizes, shapes, codes), the losses, the metrics against hand-computed values,
+the colour baseline, and saving/loading a trained net."""
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from latentspace import segmentation as seg
+from latentspace.engine import Phase, fit
+from latentspace.params import ParamError, load_params
+from latentspace.rectangles import generate_rectangles
+
+# Exact counts of these ports; the SPEC quotes the originals as about 21k, 62k and 11k.
+PARAMETERS = {"nn1": 21_356, "nn2": 61_980, "nn3": 11_071}
+SPEC_PARAMETERS = {"nn1": 21_000, "nn2": 62_000, "nn3": 11_000}
+
+
+@pytest.mark.parametrize("name", seg.NETS)
+def test_parameter_count_matches_the_original_nets(name):
+    count = seg.count_parameters(seg.build_net(name))
+    assert count == PARAMETERS[name]
+    assert abs(count - SPEC_PARAMETERS[name]) / SPEC_PARAMETERS[name] < 0.03
+
+
+@pytest.mark.parametrize("name", seg.NETS)
+@pytest.mark.parametrize("image_size", [64, 32])
+def test_logits_and_bottleneck_shapes(name, image_size):
+    net = seg.build_net(name).eval()
+    x = torch.rand(2, 3, image_size, image_size)
+    with torch.no_grad():
+        logits, codes = net(x), net.encode(x)
+    assert logits.shape == (2, 4, image_size, image_size)
+    if name == "nn1":
+        assert {k: tuple(v.shape) for k, v in codes.items()} == {
+            "pool3": (2, 32, image_size // 8, image_size // 8), "conv4": (2, 32, image_size // 8, image_size // 8)}
+    else:
+        assert {k: tuple(v.shape) for k, v in codes.items()} == {"bottleneck": (2, 64, image_size // 16, image_size // 16)}
+    for v in codes.values():
+        assert (v >= 0).all()          # post-ReLU activations
+
+
+@pytest.mark.parametrize("name", ["nn2", "nn3"])
+def test_dropout_acts_in_training_only(name):
+    net = seg.build_net(name)
+    x = torch.rand(2, 3, 32, 32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        net.eval()
+        assert torch.equal(net(x), net(x))
+        net.train()
+        assert not torch.equal(net(x), net(x))
+
+
+def test_unknown_net_and_loss_are_user_errors():
+    with pytest.raises(Exception, match="unknown net 'nn4'"):
+        seg.build_net("nn4")
+    with pytest.raises(Exception, match="unknown loss 'mse'"):
+        seg.make_loss("mse")
+
+
+def test_preprocess_scales_and_adds_bounded_noise():
+    x = torch.randint(0, 256, (3, 8, 8, 3), dtype=torch.uint8)
+    clean = seg.preprocess_images(x, 0.0, None)
+    assert clean.shape == (3, 3, 8, 8) and clean.dtype == torch.float32
+    assert torch.equal(clean, x.permute(0, 3, 1, 2).float() / 255)
+    noisy = seg.preprocess_images(x, 5.0, torch.Generator().manual_seed(0))
+    extra = (noisy - clean) * 255
+    assert extra.min() >= -1e-4 and extra.max() < 5 + 1e-4 and extra.mean() > 1.5
+
+
+# --- losses -------------------------------------------------------------------------------------------
+
+def _perfect_logits(target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.one_hot(target.long(), 4).permute(0, 3, 1, 2).float() * 30
+
+
+@pytest.mark.parametrize("loss", seg.LOSSES)
+def test_loss_is_near_zero_for_confident_right_answers_and_large_for_wrong_ones(loss):
+    target = torch.randint(0, 4, (2, 8, 8))
+    fn = seg.make_loss(loss)
+    assert fn(_perfect_logits(target), target) < 1e-3
+    assert fn(_perfect_logits((target + 1) % 4), target) > 0.5
+
+
+def test_weighted_cross_entropy_weighs_class_pixels_four_times():
+    logits = torch.zeros(1, 4, 1, 2)                       # uniform: every pixel's CE is log 4
+    target = torch.tensor([[[0, 2]]])
+    # Keras-style mean over pixels: (1 * log 4 + 4 * log 4) / 2.
+    assert seg.make_loss("wce")(logits, target).item() == pytest.approx(2.5 * np.log(4))
+
+
+def test_focal_loss_hand_computed():
+    logits = torch.log(torch.tensor([0.5, 0.5 / 3, 0.5 / 3, 0.5 / 3])).reshape(1, 4, 1, 1).repeat(1, 1, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    # pixel 0: background, p = 0.5 -> 0.25 * 0.25 * log 2; pixel 1: class 1, p = 1/6 -> 0.75 * (5/6)^2 * log 6.
+    expected = (0.25 * 0.25 * np.log(2) + 0.75 * (5 / 6) ** 2 * np.log(6)) / 2
+    assert seg.make_loss("focal")(logits, target).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_dice_hand_computed():
+    probs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]).reshape(1, 4, 1, 2)
+    logits = torch.log(probs.clamp_min(1e-12))
+    target = torch.tensor([[[0, 0]]])
+    # background: inter 1, sums 1 + 2 -> (2 + 1) / (3 + 1); class 1: (0 + 1) / (1 + 0 + 1); classes 2, 3: 1.
+    expected = 1 - np.mean([3 / 4, 1 / 2, 1, 1])
+    assert seg.make_loss("dice", {"smooth": 1.0})(logits, target).item() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("loss", seg.LOSSES)
+def test_each_loss_decreases_when_training_on_a_tiny_set(loss):
+    data = generate_rectangles(32, image_size=16, delta=15, seed=1, contained=True)
+    x, y = torch.as_tensor(data.images), torch.as_tensor(data.labels)
+    torch.manual_seed(0)
+    net = seg.build_net("nn2")
+    result = fit(net, x, y, loss_fn=seg.make_loss(loss), phases=[Phase("nadam", lr=0.01, epochs=8)],
+                 batch_size=8, preprocess=lambda b: seg.preprocess_images(b, 0.0, None), seed=0)
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+# --- metrics and the baseline -------------------------------------------------------------------------
+
+def test_metrics_match_hand_computed_iou_and_dice():
+    true = torch.tensor([[0, 0, 1, 1],
+                         [0, 2, 2, 1],
+                         [3, 3, 2, 0]])
+    pred = torch.tensor([[0, 1, 1, 1],
+                         [0, 2, 0, 1],
+                         [3, 0, 2, 0]])
+    m = seg.segmentation_metrics(seg.pixel_confusion(true, pred))
+    # background: tp 3 (of 4 true, 5 predicted) -> IoU 3 / 6, Dice 6 / 9; class 1: tp 3, fp 1, fn 0 -> 3/4, 6/7;
+    # class 2: tp 2, fn 1 -> 2/3, 4/5; class 3: tp 1, fn 1 -> 1/2, 2/3.
+    iou = [3 / 6, 3 / 4, 2 / 3, 1 / 2]
+    dice = [6 / 9, 6 / 7, 4 / 5, 2 / 3]
+    assert list(m["iou"].values()) == pytest.approx(iou)
+    assert list(m["dice"].values()) == pytest.approx(dice)
+    assert list(m["iou"]) == ["background", "class1", "class2", "class3"]
+    assert m["mean_iou"] == pytest.approx(np.mean(iou))
+    assert m["mean_dice_rectangles"] == pytest.approx(np.mean(dice[1:]))
+    assert m["pixel_accuracy"] == pytest.approx(9 / 12)
+    assert m["confusion_matrix"] == [[3, 1, 0, 0], [0, 3, 0, 0], [1, 0, 2, 0], [1, 0, 0, 1]]
+
+
+def test_nearest_colour_baseline_is_exact_while_colour_boxes_are_apart():
+    data = generate_rectangles(20, image_size=16, delta=40, seed=3, contained=True)
+    assert np.array_equal(seg.nearest_colour(data.images).numpy(), data.labels)
+    # A purple between class 1 and class 3 goes to the nearer one; near-black stays background.
+    assert seg.nearest_colour(np.array([[60, 110, 200], [200, 50, 140], [20, 30, 10]])).tolist() == [1, 3, 0]
+
+
+def test_confusion_rows_sample_pixels_by_name():
+    labels = np.zeros((2, 4, 4), np.uint8)
+    labels[0, 0, 0] = 3
+    rows = seg.confusion_rows(labels, labels, pixels=32, seed=0)
+    assert len(rows) == 32 and {"actual": "class3", "predicted": "class3"} in rows
+
+
+# --- saving, loading, parameters ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", seg.NETS)
+def test_saved_net_loads_with_weights_only_and_gives_the_same_outputs(tmp_path, name):
+    net = seg.build_net(name).eval()
+    seg.save_net(tmp_path / "net.pt", net, name=name, loss="dice", image_size=32)
+    saved = torch.load(tmp_path / "net.pt", weights_only=True)
+    assert (saved["net"], saved["loss"], saved["image_size"]) == (name, "dice", 32)
+    loaded = seg.load_net(tmp_path / "net.pt")
+    assert not loaded.training
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
+def test_missing_net_file_is_a_user_error(tmp_path):
+    with pytest.raises(Exception, match="trained net not found"):
+        seg.load_net(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("nets", ["nn1", "nn4"], "'segmentation.nets'"),
+    ("losses", [], "'segmentation.losses'"),
+    ("val_images", 0, "'segmentation.val_images' = 0"),
+])
+def test_bad_segmentation_parameter_names_it(tmp_path, project_root, key, value, fragment):
+    data = yaml.safe_load((project_root / "params.yaml").read_text())
+    data["segmentation"][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamError, match=fragment):
+        load_params(tmp_path / "params.yaml", sections=["segmentation"])
