@@ -112,7 +112,8 @@ def test_each_loss_decreases_when_training_on_a_tiny_set(loss):
     x, y = torch.as_tensor(data.images), torch.as_tensor(data.labels)
     torch.manual_seed(0)
     net = seg.build_net("nn2")
-    result = fit(net, x, y, loss_fn=seg.make_loss(loss), phases=[Phase("nadam", lr=0.01, epochs=8)],
+    # lr 0.003: at 0.01 the Dice run can collapse onto one class, or not, with the float rounding of the thread count.
+    result = fit(net, x, y, loss_fn=seg.make_loss(loss), phases=[Phase("nadam", lr=0.003, epochs=8)],
                  batch_size=8, preprocess=lambda b: seg.preprocess_images(b, 0.0, None), seed=0)
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < 0.7 * losses[0]

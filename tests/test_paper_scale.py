@@ -1,0 +1,25 @@
+"""`make paper` turns paper_scale.yaml into `dvc exp run -S key=value` overrides: every key must already exist
+in params.yaml (DVC would otherwise add a new key silently, and the loader would reject it only mid-run), and
+the overridden parameters must pass the loader's validation."""
+import yaml
+
+from latentspace.params import load_params
+
+
+def test_paper_scale_overrides_existing_keys_with_valid_values(project_root, tmp_path):
+    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    overrides = yaml.safe_load((project_root / "paper_scale.yaml").read_text())
+    assert len(overrides) >= 10
+    for key, value in overrides.items():
+        node = params
+        *parents, last = key.split(".")
+        for k in parents:
+            assert isinstance(node, dict) and k in node, f"paper_scale.yaml: {key}: no '{k}' in params.yaml"
+            node = node[k]
+        assert last in node, f"paper_scale.yaml: {key} is not a parameter of params.yaml"
+        node[last] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    loaded = load_params(tmp_path / "params.yaml")
+    assert loaded["rectangles"]["samples"]["train"]["images"] == 200_000
+    assert loaded["study_b"]["ae_epochs"] == 200
+    assert loaded["segmentation"]["nadam_epochs"] == 25 and loaded["segmentation"]["sgd_epochs"] == 50
