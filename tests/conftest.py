@@ -58,6 +58,11 @@ class DvcRepo:
             node[last] = value
         p.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
+    def json(self, rel: str):
+        """The parsed JSON file at `rel` inside the repository (a metrics file, say)."""
+        import json
+        return json.loads((self.path / rel).read_text())
+
     def commit(self, message: str = "update") -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-qm", message)

@@ -1,8 +1,6 @@
-"""Study A4 latent analysis: known answers on synthetic codes, probe-set variants, and a tiny DVC run."""
-import json
+"""Study A4 latent analysis: known answers on synthetic codes and probe-set variants."""
 
 import numpy as np
-import pytest
 
 from latentspace import latent
 

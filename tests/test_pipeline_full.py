@@ -1,7 +1,5 @@
 """The whole pipeline at tiny sizes: one `dvc repro` runs every stage, a second runs none, and
 `dvc exp run -S delta=25` reruns Study A (and the report that shows it) and nothing of Studies B and C."""
-import json
-
 import pytest
 from test_pipeline_study_a_nets import TINY as TINY_STUDY_A_NETS
 from test_pipeline_study_b import TINY_STUDY_B
@@ -34,7 +32,7 @@ def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_
                                                               "study_b_probe", "study_b_summary", "study_c", "report"}
     html = (dvc_repo.path / "reports/report.html").read_text()
     assert "Study A" in html and "Study B" in html and "Study C" in html
-    times = json.loads((dvc_repo.path / "metrics/stage_times.json").read_text())
+    times = dvc_repo.json("metrics/stage_times.json")
     # Every stage that writes metrics reports its time (locate_dataset writes only its source record).
     assert set(times["stages"]) == {s for s in everything if s != "report" and not s.startswith("locate_dataset")}
     dvc_repo.commit("outputs")

@@ -1,6 +1,5 @@
 """Study A3 + A4 through DVC: rectangles -> one segmentation net -> probe sets -> latent analysis, the colour
 baseline, and which stages a changed loss setting touches."""
-import json
 
 import pytest
 
@@ -31,9 +30,6 @@ METRIC_KEYS = {"net", "loss", "parameters", "pixel_accuracy", "iou", "dice", "me
                "seconds"}
 
 
-def _json(repo, rel: str):
-    return json.loads((repo.path / rel).read_text())
-
 
 @pytest.mark.e2e
 def test_rectangles_to_net_to_latent_analysis(dvc_repo):
@@ -45,7 +41,7 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
         "generate_rectangles@train", "generate_rectangles@test", "train_segmentation@nn2-wce",
         "generate_probe_set@color", "generate_probe_set@all", "latent_analysis@nn2-wce", "colour_baseline"}
 
-    net = _json(dvc_repo, "metrics/segmentation/nn2-wce.json")
+    net = dvc_repo.json("metrics/segmentation/nn2-wce.json")
     assert set(net) == METRIC_KEYS
     assert (net["net"], net["loss"], net["parameters"], net["delta"]) == ("nn2", "wce", 61_980, 15)
     assert (net["train_images"], net["val_images"], net["test_images"], net["epochs"]) == (80, 16, 16, 2)
@@ -55,17 +51,17 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert list(net["iou"]) == ["background", "class1", "class2", "class3"]
     live = dvc_repo.path / "metrics/segmentation/live/nn2-wce"
     assert {"train_loss.tsv", "val_loss.tsv", "val_mean_iou.tsv"} <= {p.name for p in (live / "plots/metrics").iterdir()}
-    assert len(_json(dvc_repo, "metrics/segmentation/confusion/nn2-wce.json")) == 50
+    assert len(dvc_repo.json("metrics/segmentation/confusion/nn2-wce.json")) == 50
     assert (dvc_repo.path / "reports/segmentation/nn2-wce-predictions.png").stat().st_size > 1000
     assert (dvc_repo.path / "models/segmentation/nn2-wce.pt").is_file()
 
     # Colour alone segments these images perfectly while the class colour boxes are apart (delta 15).
-    baseline = _json(dvc_repo, "metrics/segmentation/baseline.json")
+    baseline = dvc_repo.json("metrics/segmentation/baseline.json")
     assert set(baseline) == METRIC_KEYS and baseline["net"] == "baseline" and baseline["loss"] is None
     assert baseline["mean_iou"] == 1.0 and baseline["pixel_accuracy"] == 1.0
 
-    assert _json(dvc_repo, "metrics/latent/probes/all.json")["images"] == 45
-    latent = _json(dvc_repo, "metrics/latent/nn2-wce.json")
+    assert dvc_repo.json("metrics/latent/probes/all.json")["images"] == 45
+    latent = dvc_repo.json("metrics/latent/nn2-wce.json")
     assert (latent["net"], latent["loss"]) == ("nn2", "wce")
     layer = latent["layers"]["bottleneck"]
     assert layer["code_dim"] == 64 * 1 * 1          # a 16-pixel image pools to 1 x 1

@@ -1,5 +1,4 @@
 """Study B end to end through DVC, on tiny fake CIFAR-10."""
-import json
 
 import numpy as np
 import pytest
@@ -17,26 +16,22 @@ TINY_STUDY_B = {
 }
 
 
-def _json(repo, path):
-    return json.loads((repo.path / path).read_text())
-
 
 @pytest.mark.e2e
 def test_study_b_runs_and_adding_a_size_runs_only_its_own_chain(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
     repo = dvc_repo
-    # One thread per stage: the data are tiny, and OpenMP threads spin-wait badly on a shared CPU.
-    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir), "OMP_NUM_THREADS": "1"}
+    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
     repo.set_params(**tiny_datasets_params, **TINY_STUDY_B, **{"study_b.hidden_sizes": [4]})
     repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
     ran = repo.ran_stages(repo.dvc("repro", "study_b_summary", env=env).stdout)
     assert {"study_b_autoencoder@4", "study_b_probe@4", "study_b_summary"} <= ran
 
     n_test = len(np.load(repo.path / "data/cifar10/y_test.npy"))
-    probe = _json(repo, "metrics/study_b/sizes/probe-4.json")
-    rows = _json(repo, "metrics/study_b/confusion/probe-4.json")
+    probe = repo.json("metrics/study_b/sizes/probe-4.json")
+    rows = repo.json("metrics/study_b/confusion/probe-4.json")
     assert len(rows) == n_test == np.asarray(probe["confusion"]).sum()
     assert set(probe["per_class"]["cat"]) == {"precision", "recall"}
-    ae = _json(repo, "metrics/study_b/sizes/ae-4.json")
+    ae = repo.json("metrics/study_b/sizes/ae-4.json")
     assert ae["epochs"] == 2 and ae["test_mse"] > 0 and ae["seconds"] > 0
     test_mse_log = (repo.path / "metrics/study_b/live/ae-4/plots/metrics/test_mse.tsv").read_text().splitlines()
     assert len(test_mse_log) == 1 + 2                      # header + one row per epoch
@@ -48,6 +43,6 @@ def test_study_b_runs_and_adding_a_size_runs_only_its_own_chain(dvc_repo, tiny_d
     out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.hidden_sizes=[4,8]", env=env).stdout
     ran = repo.ran_stages(out)
     assert ran == {"study_b_autoencoder@8", "study_b_probe@8", "study_b_summary"}
-    summary = _json(repo, "metrics/study_b/summary.json")
+    summary = repo.json("metrics/study_b/summary.json")
     assert set(summary["by_hidden"]) == {"4", "8"}
-    assert [r["hidden"] for r in _json(repo, "metrics/study_b/plots/mse_by_size.json")] == [4, 8]
+    assert [r["hidden"] for r in repo.json("metrics/study_b/plots/mse_by_size.json")] == [4, 8]

@@ -20,28 +20,25 @@ TINY_STUDY_C = {
 CELLS = ("fc-none", "conv-erasing")
 
 
-def _json(repo, path):
-    return json.loads((repo.path / path).read_text())
-
 
 @pytest.mark.e2e
 def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
     repo = dvc_repo
-    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir), "OMP_NUM_THREADS": "1"}
+    env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
     repo.set_params(**tiny_datasets_params, **TINY_STUDY_C)
     repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
     out = repo.dvc("repro", *(f"study_c@{c}" for c in CELLS), env=env).stdout
     assert repo.ran_stages(out) == {"locate_dataset@mnist", "prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
 
     # Which data it ran on: the source and its checksum, in the tracked metrics of the data stage.
-    source = _json(repo, "metrics/datasets/mnist.json")
+    source = repo.json("metrics/datasets/mnist.json")
     npz = tiny_datasets_dir / "mnist.npz"
     assert source["source"] == "offline copy" and source["location"] == str(npz.resolve())
     assert source["sha256"] == {"mnist.npz": hashlib.sha256(npz.read_bytes()).hexdigest()}
     assert (source["train"], source["val"], source["test"]) == (500, 100, 200)
 
     for cell in CELLS:
-        m = _json(repo, f"metrics/study_c/{cell}.json")
+        m = repo.json(f"metrics/study_c/{cell}.json")
         assert m["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and m["seconds"] > 0
         for regime in ("frozen", "fine_tuned", "scratch"):
             for metric in ("test_accuracy", "test_macro_f1"):

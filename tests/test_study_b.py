@@ -7,15 +7,6 @@ from latentspace.engine import evaluate_loss
 from latentspace.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and it avoids OpenMP spin-waiting when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def colour_images(n: int, num_classes: int, seed: int, size: int = 32):
     """Tiny labelled images: a class-specific colour plus a random bright square and noise, so the classes are
     separable and the images have structure an autoencoder can learn."""

@@ -9,14 +9,6 @@ from latentspace.augment import erasing
 from latentspace.engine import Phase, evaluate_loss, fit, predict
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tiny_datasets_dir):
     with np.load(tiny_datasets_dir / "mnist.npz") as z:
