@@ -5,7 +5,7 @@ from the same initial weights with Adam for the same number of steps of the same
 `study_c.batch_size` from params.yaml unless `--batch-size` says otherwise), with RandomErasing(p=1,
 scale=(0.1, 0.15), value=0) on every training image, in the same precision and with the same number of threads:
 
-- engine: `latentspace.engine.fit` (uint8 dataset as one tensor on the device, index permutation, float
+- engine: `latentspace.training.engine.fit` (uint8 dataset as one tensor on the device, index permutation, float
   conversion and erasing per batch on the device);
 - baseline: `torchvision.datasets.MNIST` (written from the same arrays in its raw IDX format) with per-sample
   transforms `ToTensor()` + `RandomErasing(...)`, batched by a plain `torch.utils.data.DataLoader` (shuffle), the
@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from latentspace import pretraining as pt  # noqa: E402
 from latentspace.augment import erasing  # noqa: E402
+from latentspace.core.errors import UserError  # noqa: E402
+from latentspace.core.params import load_params  # noqa: E402
 from latentspace.datasets import DATA_DIR_ENV, load_prepared  # noqa: E402
-from latentspace.device import autocast, pick_device, resolve_precision  # noqa: E402
-from latentspace.engine import Phase, fit, make_optimizer, to_device  # noqa: E402
-from latentspace.errors import UserError  # noqa: E402
-from latentspace.params import load_params  # noqa: E402
+from latentspace.training.device import autocast, pick_device, resolve_precision  # noqa: E402
+from latentspace.training.engine import Phase, fit, make_optimizer, to_device  # noqa: E402
 
 SCALE, RATIO = (0.1, 0.15), (0.3, 3.3)
 

@@ -28,8 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latentspace import cifar_autoencoders, pretraining, segmentation  # noqa: E402
-from latentspace.device import autocast, pick_device, resolve_precision  # noqa: E402
-from latentspace.engine import Phase, fit  # noqa: E402
+from latentspace.training.device import autocast, pick_device, resolve_precision  # noqa: E402
+from latentspace.training.engine import Phase, fit  # noqa: E402
 
 # Data-sheet dense peaks in TFLOP/s (fp32 without TF32, bf16/fp16 tensor cores), by a name fragment.
 GPU_PEAKS = {"H200": {"fp32": 67.0, "bf16": 989.0, "fp16": 989.0},

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_path
 from latentspace.datasets import dataset_info
-from latentspace.engine import FitResult, Phase, evaluate_loss, fit, predict, to_device
-from latentspace.errors import UserError
-from latentspace.io import atomic_path
-from latentspace.metrics import classification_report, confusion_matrix
+from latentspace.training.engine import FitResult, Phase, evaluate_loss, fit, predict, to_device
+from latentspace.training.figures import image_grid
+from latentspace.training.metrics import classification_report, confusion_matrix
 
 CIFAR10_CLASSES = dataset_info("cifar10").classes
 
@@ -176,7 +177,7 @@ class ProbeResult:
     test_accuracy: float
     confusion: np.ndarray                        # test set, rows true class, columns predicted
     test_predictions: np.ndarray                 # (N_test,) predicted class per test image
-    report: dict = field(default_factory=dict)   # latentspace.metrics.classification_report of `confusion`
+    report: dict = field(default_factory=dict)   # latentspace.training.metrics.classification_report of `confusion`
 
 
 def train_probe(autoencoder: ConvAutoencoder, data: dict[str, torch.Tensor], *, epochs: int, batch_size: int,
@@ -236,23 +237,13 @@ def example_indices(y: np.ndarray, per_class: int, num_classes: int = 10) -> np.
 
 def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, titles: list[str], hidden: int):
     """Originals (top row) over their reconstructions (bottom row); both (N, 3, H, W), uint8 or [0, 1] float."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def pictures(images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images).transpose(0, 2, 3, 1)
+        return images if images.dtype == np.uint8 else np.clip(images, 0, 1)
 
-    n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
-    for row, images in enumerate((originals, reconstructions)):
-        for i in range(n):
-            img = np.asarray(images[i]).transpose(1, 2, 0)
-            axes[row, i].imshow(img if img.dtype == np.uint8 else np.clip(img, 0, 1))
-            axes[row, i].set_xticks([]), axes[row, i].set_yticks([])
-            if row == 0:
-                axes[row, i].set_title(titles[i], fontsize=6)
-    axes[0, 0].set_ylabel("original", fontsize=7)
-    axes[1, 0].set_ylabel("reconstruction", fontsize=7)
-    fig.suptitle(f"CIFAR-10 test images, autoencoder with hidden = {hidden}", fontsize=9)
-    return fig
+    return image_grid([("original", pictures(originals)), ("reconstruction", pictures(reconstructions))],
+                      f"CIFAR-10 test images, autoencoder with hidden = {hidden}", cell=(1.1, 1.3),
+                      column_titles=titles)
 
 
 def confusion_figure(cm: np.ndarray, class_names: tuple[str, ...], title: str):

@@ -6,10 +6,8 @@ Two ways to get a dataset, tried in this order:
 2. torchvision's download (torchvision.datasets.MNIST / CIFAR10) into a cache folder
    (LATENTSPACE_DOWNLOAD_DIR, else $XDG_CACHE_HOME/latentspace, else ~/.cache/latentspace).
 
-`locate_source` picks one and fingerprints it: the sha256 of every file the arrays are read from. The
-`locate_dataset` stage writes that fingerprint to data/sources/<name>.json, and `prepare_dataset` depends on
-that file, so a new fingerprint (another source, other bytes: `dvc repro -f locate_dataset` after switching)
-reruns the preparation, while an unchanged one leaves it cached.
+`locate_source` picks one and fingerprints it: the sha256 of every file the arrays are read from, which the
+`prepare_dataset` stage records in metrics/datasets/<name>.json beside the split it made.
 
 `prepare` writes the arrays the studies read (`load_prepared`): x uint8 (N, C, H, W), y int64 (N,), for a
 train / validation split of the official training set drawn with a seeded permutation, and the official
@@ -20,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_npy
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_npy
 
 DATA_DIR_ENV = "LATENTSPACE_DATA_DIR"
 DOWNLOAD_DIR_ENV = "LATENTSPACE_DOWNLOAD_DIR"
@@ -63,16 +61,6 @@ class Source:
     kind: str                                   # "offline copy" | "torchvision"
     location: str                               # the .npz file, or torchvision's root folder
     sha256: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict, path: str | Path) -> "Source":
-        try:
-            return cls(**{k: data[k] for k in ("dataset", "kind", "location", "sha256")})
-        except (KeyError, TypeError):
-            raise UserError(f"{path}: not a dataset source record; rerun the locate_dataset stage") from None
 
 
 def sha256_of(data: bytes | Path) -> str:

@@ -2,7 +2,8 @@
 continuous (near in generator parameters, near in the code)?
 
 Four steps, in the order the stage runs them:
-1. probe sets: images with ONE rectangle, N per class, where only some generator factors vary;
+1. probe sets (`latentspace.probes`): images with ONE rectangle, N per class, where only some generator
+   factors vary;
 2. bottleneck codes of a trained net for every probe image (batched, on the device);
 3. a dimension sweep: the raw codes, then PCA and UMAP reductions, each scored by a one-vs-rest linear
    probe per class (F1 on the fitting set, as the original did, and on a held-out split), the silhouette
@@ -12,7 +13,6 @@ Four steps, in the order the stage runs them:
 from __future__ import annotations
 
 import warnings
-import zlib
 
 import numpy as np
 import torch
@@ -27,57 +27,16 @@ from sklearn.neighbors import NearestNeighbors, kneighbors_graph
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from latentspace.device import autocast
-from latentspace.engine import batch_indices, to_device
+from latentspace.probes import CLASSES
+from latentspace.training.device import autocast
+from latentspace.training.engine import batch_indices, to_device
 
-PROBE_SETS = ("color", "height", "x", "all")
 REDUCERS = ("pca", "umap")
-CLASSES = (1, 2, 3)
 # Spread of the class-centre colours (212 - 42): a colour difference of one class step counts as 1.
 COLOUR_SCALE = 170.0
 # Columns of RectangleSet.params: R, G, B, w, h, xc, yc, order.
 COLOUR_COLUMNS = slice(0, 3)
 GEOMETRY_COLUMNS = slice(3, 7)
-
-
-# --- 1. probe sets ----------------------------------------------------------------------------------
-
-def probe_fixed(variant: str, image_size: int) -> dict:
-    """The generator factors a probe-set variant holds fixed: frame centre, mid size, class-centre colour."""
-    centre = mid = image_size // 2
-    fixed = {
-        "color": {"w": mid, "h": mid, "xc": centre, "yc": centre},
-        "height": {"color": True, "w": mid, "xc": centre, "yc": centre},
-        "x": {"color": True, "w": mid, "h": mid, "yc": centre},
-        "all": {},
-    }
-    if variant not in fixed:
-        raise ValueError(f"unknown probe set {variant!r}; expected one of {', '.join(PROBE_SETS)}")
-    return fixed[variant]
-
-
-def probe_seed(seed: int, variant: str) -> int:
-    """A seed per variant, apart from the training/test seeds, stable across runs and platforms."""
-    return (seed + zlib.crc32(f"probe-{variant}".encode())) % 2**31
-
-
-def make_probe_set(variant: str, *, per_class: int, image_size: int, delta: int, seed: int, contained: bool):
-    """`per_class` single-rectangle images of each class, through the same generator as the training data."""
-    from latentspace.rectangles import generate_rectangles
-    classes = np.repeat(np.array(CLASSES, dtype=np.int64), per_class)
-    return generate_rectangles(len(classes), image_size=image_size, delta=delta, seed=probe_seed(seed, variant),
-                               contained=contained, classes=classes, fixed=probe_fixed(variant, image_size))
-
-
-def probe_labels_and_factors(rs) -> tuple[np.ndarray, np.ndarray]:
-    """Class (1..3) of each probe image's one rectangle, and its R, G, B, w, h, xc, yc."""
-    present = rs.params[:, :, 7] >= 0                     # (N, 3): which class row holds the rectangle
-    if not np.all(present.sum(axis=1) == 1):
-        raise ValueError("a probe image must hold exactly one rectangle")
-    row = present.argmax(axis=1)
-    labels = row + 1
-    factors = rs.params[np.arange(len(row)), row, :7].astype(np.float64)
-    return labels, factors
 
 
 # --- 2. codes ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ loss is the MSE against the image scaled to [0, 1]):
         decoder ConvT(4, 16, 3, s1, p1) - ReLU - ConvT(16, 8, 3, s2, p1) - ReLU - ConvT(8, 1, 4, s2, p0) (back to 28 x 28)
 and a linear head Linear(latent, 10) on the flattened code.
 
-Three regimes per seed, all trained through `latentspace.engine.fit`, each keeping the weights of its epoch
+Three regimes per seed, all trained through `latentspace.training.engine.fit`, each keeping the weights of its epoch
 with the lowest validation loss:
 - frozen: the pretrained encoder, frozen, and a fresh linear head (the only thing trained);
 - fine_tuned: the pretrained encoder and a fresh head, all trained;
@@ -34,8 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from latentspace.augment import erasing
-from latentspace.engine import Augment, FitResult, Phase, evaluate_loss, fit, predict, to_device, to_unit_float
-from latentspace.metrics import classification_report, confusion_matrix
+from latentspace.training.engine import Augment, FitResult, Phase, evaluate_loss, fit, predict, to_device, to_unit_float
+from latentspace.training.figures import image_grid
+from latentspace.training.metrics import classification_report, confusion_matrix
 
 ARCHITECTURES = ("fc", "conv")
 REGIMES = ("frozen", "fine_tuned", "scratch")
@@ -281,10 +282,6 @@ def reconstruction_figure(autoencoder: Autoencoder, x: torch.Tensor, y: torch.Te
                           title: str, seed: int = 0):
     """Test images (one per class) over their reconstructions; with augmentation also the same images
     erased as in training, over what the autoencoder makes of them."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     y_np = y.cpu().numpy()
     shown = torch.as_tensor([int(np.flatnonzero(y_np == c)[0]) for c in range(NUM_CLASSES) if (y_np == c).any()],
                             device=x.device)
@@ -296,15 +293,5 @@ def reconstruction_figure(autoencoder: Autoencoder, x: torch.Tensor, y: torch.Te
         rows.append(("erased", erased))
         rows.append(("reconstruction\nof erased", predict(autoencoder, erased, preprocess=_identity,
                                                           precision=settings.precision)))
-    fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.1 * len(shown), 1.2 * len(rows)), squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        images = images.clamp(0, 1).cpu().numpy()
-        for c in range(len(shown)):
-            ax = axes[r, c]
-            ax.imshow(images[c, 0], cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    return fig
+    return image_grid([(label, images.clamp(0, 1)[:, 0].cpu().numpy()) for label, images in rows], title,
+                      cmap="gray", vmin=0, vmax=1)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir
 
 # Class centre colours (rows: class 1, 2, 3; columns: R, G, B), SPEC A1.
 CLASS_COLOURS = np.array([[42, 127, 212],

@@ -17,12 +17,13 @@ from typing import Any, Callable
 
 import yaml
 
+from latentspace.core.io import atomic_path, write_json
+from latentspace.core.params import PARAMS_FILE, SCHEMA, load_params
 from latentspace.document import Figure, Gallery, Note, Section, Table, Text, to_html, to_markdown
-from latentspace.io import atomic_path, write_json
-from latentspace.params import PARAMS_FILE, SCHEMA, load_params
 
 TITLE = "What pretrained convolutional networks keep in their latent space"
 STAGE_TIMES = "metrics/stage_times.json"
+PROBE_SETS = "metrics/latent/probe_sets.json"
 
 
 class MissingInput(Exception):
@@ -295,7 +296,7 @@ def dataset_table(inputs: Inputs, names: list[str]) -> list:
                      f"{fmt(rec.get('train'))} / {fmt(rec.get('val'))} / {fmt(rec.get('test'))}"])
     if not rows:
         raise MissingInput(" and ".join(absent) + (" is" if len(absent) == 1 else " are") + " missing")
-    blocks: list = [Table(["dataset", "source", "location", "sha256 of the source files", f"md5 of `data/<name>` "
+    blocks: list = [Table(["dataset", "source", "location", "sha256 of the source files", "md5 of `data/<name>` "
                            "(dvc.lock)", "train / val / test images"], rows)]
     if absent:
         blocks.append(Note("Missing: " + ", ".join(absent) + "."))
@@ -462,13 +463,13 @@ def _per_class(scores: dict | None) -> str:
 
 
 def latent_section(inputs: Inputs, params: dict) -> list[Section]:
-    probes = inputs.jsons("metrics/latent/probes")
-    records = inputs.jsons("metrics/latent")
+    probe_record = inputs.json(PROBE_SETS) if inputs.exists(PROBE_SETS) else {}
+    probes = probe_record.get("probe_sets") or {}
+    records = {k: v for k, v in inputs.jsons("metrics/latent").items() if k != Path(PROBE_SETS).stem}
     if not records and not probes:
         raise MissingInput("no metrics under `metrics/latent/`")
     out = []
     if probes:
-        hashes = lock_hashes(inputs.root)
         s = Section("A4. Probe sets", level=3)
         rows = []
         # In the order params.yaml lists the probe sets, then any others (from an earlier run).
@@ -477,12 +478,12 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
         for name, p in ((v, probes[v]) for v in order):
             varied = [f for f, per_class in (p.get("factor_ranges") or {}).items()
                       if any(lo != hi for lo, hi in per_class.values())]
-            rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none", fmt(p.get("delta")),
-                         fmt(p.get("contained")), f"`{hashes.get(f'data/probes/{name}', '–')}`"])
-        s.add(Text("Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
-                   "(`metrics/latent/probes/`)."),
-              Table(["probe set", "images", "factors that vary", "delta", "full containment", "md5 (dvc.lock)"],
-                    rows))
+            rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none"])
+        md5 = lock_hashes(inputs.root).get("data/probes", "–")
+        s.add(Text(f"Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
+                   f"(`{PROBE_SETS}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
+                   f"{fmt(probe_record.get('contained'))}; `data/probes` has md5 `{md5}` in dvc.lock."),
+              Table(["probe set", "images", "factors that vary"], rows))
         out.append(s)
     if not records:
         out.append(Section("A4. Latent space analysis", [Note("Not available yet: no net has been analysed "

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
+from latentspace.training.figures import image_grid
 
 NETS = ("nn1", "nn2", "nn3")
 LOSSES = ("wce", "dice", "focal")
@@ -184,7 +185,7 @@ def min_image_size(name: str) -> int:
 
 
 def save_net(path: str | Path, net: nn.Module, *, name: str, loss: str, image_size: int, **extra) -> None:
-    from latentspace.io import atomic_path
+    from latentspace.core.io import atomic_path
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"net": name, "loss": loss, "image_size": int(image_size), "state_dict": state, **extra}, tmp)
@@ -255,7 +256,7 @@ def make_loss(name: str, settings: dict | None = None):
 # --- metrics ------------------------------------------------------------------------------------------
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    # 0/0 (an output absent from the labels and never predicted) counts as 0, as latentspace.metrics does.
+    # 0/0 (an output absent from the labels and never predicted) counts as 0, as latentspace.training.metrics does.
     return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
 
 
@@ -281,7 +282,7 @@ def segmentation_metrics(cm: np.ndarray) -> dict:
 
 
 def pixel_confusion(labels: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
-    from latentspace.metrics import confusion_matrix
+    from latentspace.training.metrics import confusion_matrix
     return confusion_matrix(labels, predicted, N_OUTPUTS)
 
 
@@ -314,19 +315,5 @@ def colour_masks(labels: np.ndarray) -> np.ndarray:
 
 def predictions_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, title: str):
     """A column per example: the image, its true label map, the predicted one (class-centre colours)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.0), squeeze=False)
     rows = (("image", images), ("true mask", colour_masks(labels)), ("predicted", colour_masks(predicted)))
-    for r, (name, pictures) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r][c]
-            ax.imshow(pictures[c], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(name, fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    return fig
+    return image_grid(rows, title, cell=(1.6, 5.0 / 3), interpolation="nearest")

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from latentspace import segmentation as seg
-from latentspace.io import save_figure, write_json
-from latentspace.params import load_params
+from latentspace.core.io import save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.rectangles import load_rectangles
-from latentspace.stage import Timer, stage_main
 
 CHUNK = 256   # test images per step: bounds the (chunk, H, W, 4, 3) distance tensor to tens of MB
 

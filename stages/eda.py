@@ -1,15 +1,18 @@
 """Study A2 stage: EDA of the two 50k samples (without and with full containment), side by side."""
+import argparse
+
 from latentspace import eda
-from latentspace.io import save_figure, write_json
-from latentspace.params import load_params
+from latentspace.core.io import save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.rectangles import load_rectangles
-from latentspace.stage import Timer, stage_main
 
 SAMPLES = ("eda_free", "eda_contained")
 
 
 @stage_main
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     with Timer() as timer:
         examples = load_params(sections=["eda"])["eda"]["examples"]
         metrics, histograms = {}, {}

@@ -1,11 +1,11 @@
 """Study A1 stage: generate one named rectangle sample (eda_free, eda_contained, train or test)."""
 import argparse
 
-from latentspace.errors import UserError
-from latentspace.io import write_json
-from latentspace.params import load_params
+from latentspace.core.errors import UserError
+from latentspace.core.io import write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.rectangles import sample_seed, write_rectangles
-from latentspace.stage import Timer, stage_main
 
 
 @stage_main

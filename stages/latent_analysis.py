@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from latentspace import latent
-from latentspace.device import pick_device, resolve_precision, seed_everything
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_figure, write_json
-from latentspace.params import load_params
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
+from latentspace.probes import probe_labels_and_factors
 from latentspace.rectangles import load_rectangles
 from latentspace.segmentation import load_net
-from latentspace.stage import Timer, stage_main
+from latentspace.training.device import setup_run
 
 
 def check_sizes(p: dict) -> None:
@@ -34,12 +35,12 @@ def check_sizes(p: dict) -> None:
 def load_probe_set(variant: str, image_size: int):
     path = Path("data/probes") / variant
     if not path.is_dir():
-        raise UserError(f"{path}: probe set not found; run `dvc repro generate_probe_set@{variant}`")
-    probes = load_rectangles(path)
-    if probes.images.shape[1] != image_size:
-        raise UserError(f"{path}: images are {probes.images.shape[1]} pixels wide but the net was trained on "
+        raise UserError(f"{path}: probe set not found; run `dvc repro generate_probe_sets`")
+    probe_set = load_rectangles(path)
+    if probe_set.images.shape[1] != image_size:
+        raise UserError(f"{path}: images are {probe_set.images.shape[1]} pixels wide but the net was trained on "
                         f"{image_size}; regenerate the probe sets or retrain with the same rectangles.image_size")
-    return probes
+    return probe_set
 
 
 @stage_main
@@ -53,9 +54,7 @@ def main() -> None:
         params = load_params(sections=["latent"])
         p, seed = params["latent"], params["seed"]
         check_sizes(p)
-        device = pick_device(params["device"])
-        precision = resolve_precision(device, params["precision"])
-        seed_everything(seed)
+        device, precision = setup_run(params)
         model_path = Path("models/segmentation") / f"{name}.pt"
         if not model_path.is_file():
             raise UserError(f"{model_path}: trained net not found; run `dvc repro train_segmentation`")
@@ -71,11 +70,11 @@ def main() -> None:
         pairs: dict = {}              # layer -> continuity distance pairs
         seconds = {"codes": 0.0, "sweep": 0.0, "continuity": 0.0}
         for variant in p["probe_sets"]:
-            probes = load_probe_set(variant, image_size)
-            labels, factors = latent.probe_labels_and_factors(probes)
+            probe_set = load_probe_set(variant, image_size)
+            labels, factors = probe_labels_and_factors(probe_set)
             labels_of[variant] = labels
             start = time.perf_counter()
-            codes = latent.extract_codes(net, np.array(probes.images), device=device, precision=precision,
+            codes = latent.extract_codes(net, np.array(probe_set.images), device=device, precision=precision,
                                          batch_size=p["batch_size"])
             seconds["codes"] += time.perf_counter() - start
             for layer, layer_codes in codes.items():

@@ -6,13 +6,13 @@ import torch
 from dvclive import Live
 
 from latentspace import cifar_autoencoders as cae
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.datasets import load_prepared
-from latentspace.device import pick_device, resolve_precision, seed_everything
-from latentspace.engine import predict
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_figure, write_json
-from latentspace.params import load_params
-from latentspace.stage import Timer, stage_main
+from latentspace.training.device import setup_run
+from latentspace.training.engine import predict
 
 
 @stage_main
@@ -25,9 +25,7 @@ def main() -> None:
     with Timer() as timer:
         params = load_params(sections=["study_b"])
         p = params["study_b"]
-        device = pick_device(params["device"])
-        precision = resolve_precision(device, params["precision"])
-        seed_everything(params["seed"])
+        device, precision = setup_run(params)
         arrays = load_prepared("cifar10")
         data = cae.cifar_on_device(arrays, device, train_size=p["ae_train_size"], seed=params["seed"])
         model = cae.build_autoencoder(hidden, (p["conv1_channels"], p["conv2_channels"]), device)

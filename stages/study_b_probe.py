@@ -5,12 +5,12 @@ import argparse
 from dvclive import Live
 
 from latentspace import cifar_autoencoders as cae
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.datasets import load_prepared
-from latentspace.device import pick_device, resolve_precision, seed_everything
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_figure, write_json
-from latentspace.params import load_params
-from latentspace.stage import Timer, stage_main
+from latentspace.training.device import setup_run
 
 
 @stage_main
@@ -21,9 +21,7 @@ def main() -> None:
     with Timer() as timer:
         params = load_params(sections=["study_b"])
         p = params["study_b"]
-        device = pick_device(params["device"])
-        precision = resolve_precision(device, params["precision"])
-        seed_everything(params["seed"])
+        device, precision = setup_run(params)
         autoencoder = cae.load_autoencoder(f"models/study_b/ae-{hidden}.pt", device)
         if autoencoder.hidden != hidden:
             raise UserError(f"models/study_b/ae-{hidden}.pt holds an autoencoder with hidden = {autoencoder.hidden}")

@@ -1,11 +1,12 @@
 """Study B stage: reconstruction MSE and probe accuracy against the latent size, over all sizes."""
+import argparse
 from pathlib import Path
 
 from latentspace import cifar_autoencoders as cae
-from latentspace.errors import UserError
-from latentspace.io import read_json, save_figure, write_json
-from latentspace.params import load_params
-from latentspace.stage import Timer, stage_main
+from latentspace.core.errors import UserError
+from latentspace.core.io import read_json, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 
 
 def _read(path: Path) -> dict:
@@ -19,6 +20,7 @@ def _read(path: Path) -> dict:
 
 @stage_main
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     with Timer() as timer:
         sizes = sorted(load_params(sections=["study_b"])["study_b"]["hidden_sizes"])
         rows = []

@@ -7,12 +7,12 @@ import argparse
 from dvclive import Live
 
 from latentspace import pretraining as pt
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.datasets import load_prepared
-from latentspace.device import pick_device, resolve_precision, seed_everything
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_figure, write_json
-from latentspace.params import load_params
-from latentspace.stage import Timer, stage_main
+from latentspace.training.device import setup_run
 
 
 @stage_main
@@ -31,9 +31,7 @@ def main() -> None:
                 if len(bounds) != 2 or bounds[0] > bounds[1]:
                     raise UserError(f"parameter 'study_c.augmentations.erasing.{key}' = {bounds} is not allowed; "
                                     f"expected [low, high] with 0 < low <= high{' <= ' + hi if hi else ''}")
-        device = pick_device(params["device"])
-        precision = resolve_precision(device, params["precision"])
-        seed_everything(params["seed"])
+        device, precision = setup_run(params)
         settings = pt.Settings.from_params(p, args.arch, args.augment, precision)
         data = pt.mnist_on_device(load_prepared("mnist"), device)
         seeds = [params["seed"] + k for k in range(p["seeds"])]

@@ -8,13 +8,13 @@ import torch
 from dvclive import Live
 
 from latentspace import segmentation as seg
-from latentspace.device import pick_device, resolve_precision, seed_everything
-from latentspace.engine import Phase, fit, predict, to_device
-from latentspace.errors import UserError
-from latentspace.io import atomic_dir, save_figure, write_json
-from latentspace.params import load_params
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_dir, save_figure, write_json
+from latentspace.core.params import load_params
+from latentspace.core.stage import Timer, stage_main
 from latentspace.rectangles import load_rectangles
-from latentspace.stage import Timer, stage_main
+from latentspace.training.device import setup_run
+from latentspace.training.engine import Phase, fit, predict, to_device
 
 
 def split_indices(n: int, train_images: int, val_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,9 +53,7 @@ def main() -> None:
         if not phases(p):
             raise UserError("parameters 'segmentation.nadam_epochs' and 'segmentation.sgd_epochs' are both 0: "
                             "nothing to train")
-        device = pick_device(params["device"])
-        precision = resolve_precision(device, params["precision"])
-        seed_everything(seed)
+        device, precision = setup_run(params)
 
         train_set, test_set = load_rectangles("data/rectangles/train", with_masks=False), \
             load_rectangles("data/rectangles/test", with_masks=False)

@@ -75,7 +75,7 @@ class DvcRepo:
 
 @pytest.fixture
 def dvc_repo(tmp_path) -> DvcRepo:
-    """Copy dvc.yaml, params.yaml, stages/ and latentspace/ into a fresh git repo with DVC initialised."""
+    """Copy dvc.yaml, params.yaml, .dvcignore, stages/ and latentspace/ into a fresh git repo with DVC initialised."""
     import shutil
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -90,6 +90,7 @@ def dvc_repo(tmp_path) -> DvcRepo:
     r = DvcRepo(repo, env)
     r.run("git", "init", "-q", "-b", "main")
     r.dvc("init", "-q")
+    shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
     r.dvc("config", "core.analytics", "false")
     r.dvc("config", "core.autostage", "true")
     return r

@@ -1,6 +1,6 @@
 """The MNIST / CIFAR-10 data stages: where the data come from, what is recorded, the splits, the errors."""
 import hashlib
-import json
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from latentspace import datasets as ds
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
 
 
 def _sha(path):
@@ -48,19 +48,20 @@ def test_neither_source_gives_one_line_naming_both_ways(tmp_path, monkeypatch, n
         assert "name resolution" in msg      # the download's own reason, shortened to one line
 
 
-def test_locate_stage_without_any_source_fails_with_one_line(tmp_path, project_root):
+def test_prepare_stage_without_any_source_fails_with_one_line(tmp_path, project_root):
     # A file where the download folder should be: torchvision fails at once, with or without a network.
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
+    shutil.copy(project_root / "params.yaml", tmp_path / "params.yaml")
     env = {"PATH": "/usr/bin:/bin", ds.DATA_DIR_ENV: str(tmp_path / "nowhere"),
            ds.DOWNLOAD_DIR_ENV: str(blocker), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, str(project_root / "stages/locate_dataset.py"), "--name", "mnist"],
+    res = subprocess.run([sys.executable, str(project_root / "stages/prepare_dataset.py"), "--name", "mnist"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot get MNIST")
     assert ds.DATA_DIR_ENV in lines[0] and "download" in lines[0]
-    assert not (tmp_path / "data/sources/mnist.json").exists()
+    assert not (tmp_path / "data/mnist").exists() and not (tmp_path / "metrics/datasets/mnist.json").exists()
 
 
 def test_prepare_records_source_checksum_and_split(tiny_datasets_dir, tmp_path):
@@ -131,9 +132,3 @@ def test_load_prepared_names_the_stage_to_run(tmp_path):
         ds.load_prepared("mnist", tmp_path)
 
 
-def test_source_record_round_trips(tiny_datasets_dir):
-    src = ds.locate_source("cifar10", data_dir=tiny_datasets_dir)
-    again = ds.Source.from_json(json.loads(json.dumps(src.to_json())), "x.json")
-    assert again == src
-    with pytest.raises(UserError, match="rerun the locate_dataset stage"):
-        ds.Source.from_json({"dataset": "mnist"}, "x.json")

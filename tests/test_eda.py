@@ -63,7 +63,7 @@ def test_one_rectangle_sets_report_absent_classes_as_absent():
 
 
 def test_figures_render(tmp_path):
-    from latentspace.io import save_figure
+    from latentspace.core.io import save_figure
     rs = {name: generate_rectangles(50, image_size=SIZE, delta=50, seed=s, contained=c)
           for s, (name, c) in enumerate((("eda_free", False), ("eda_contained", True)))}
     stats = {name: eda.sample_statistics(r) for name, r in rs.items()}

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from latentspace.metrics import classification_report, confusion_matrix
+from latentspace.training.metrics import classification_report, confusion_matrix
 
 
 def test_report_matches_scikit_learn():

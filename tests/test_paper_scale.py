@@ -3,7 +3,7 @@ in params.yaml (DVC would otherwise add a new key silently, and the loader would
 the overridden parameters must pass the loader's validation."""
 import yaml
 
-from latentspace.params import load_params
+from latentspace.core.params import load_params
 
 
 def test_paper_scale_overrides_existing_keys_with_valid_values(project_root, tmp_path):

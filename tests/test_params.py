@@ -3,7 +3,7 @@ import shutil
 import pytest
 import yaml
 
-from latentspace.params import ParamError, load_params
+from latentspace.core.params import ParamError, load_params
 
 
 @pytest.fixture

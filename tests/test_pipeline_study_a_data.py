@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from latentspace.params import ParamError, load_params
+from latentspace.core.params import ParamError, load_params
 
 ROOT_FILES = ("latentspace/rectangles.py", "latentspace/eda.py")   # library files the stages declare as deps
 GENERATE = {f"generate_rectangles@{s}" for s in ("eda_free", "eda_contained", "train", "test")}

@@ -39,7 +39,7 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     res = dvc_repo.dvc("repro", "latent_analysis", "colour_baseline")
     assert dvc_repo.ran_stages(res.stdout) == {
         "generate_rectangles@train", "generate_rectangles@test", "train_segmentation@nn2-wce",
-        "generate_probe_set@color", "generate_probe_set@all", "latent_analysis@nn2-wce", "colour_baseline"}
+        "generate_probe_sets", "latent_analysis@nn2-wce", "colour_baseline"}
 
     net = dvc_repo.json("metrics/segmentation/nn2-wce.json")
     assert set(net) == METRIC_KEYS
@@ -60,7 +60,9 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert set(baseline) == METRIC_KEYS and baseline["net"] == "baseline" and baseline["loss"] is None
     assert baseline["mean_iou"] == 1.0 and baseline["pixel_accuracy"] == 1.0
 
-    assert dvc_repo.json("metrics/latent/probes/all.json")["images"] == 45
+    probe_sets = dvc_repo.json("metrics/latent/probe_sets.json")
+    assert list(probe_sets["probe_sets"]) == ["color", "all"] and probe_sets["probe_sets"]["all"]["images"] == 45
+    assert {p.name for p in (dvc_repo.path / "data/probes").iterdir()} == {"color", "all"}
     latent = dvc_repo.json("metrics/latent/nn2-wce.json")
     assert (latent["net"], latent["loss"]) == ("nn2", "wce")
     layer = latent["layers"]["bottleneck"]
@@ -79,4 +81,4 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert "train_segmentation" not in dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
     dvc_repo.set_params(**{"segmentation.loss_settings.wce.class_weight": 2.0})
     status = dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
-    assert "train_segmentation@nn2-wce" in status and "generate_probe_set" not in status
+    assert "train_segmentation@nn2-wce" in status and "generate_probe_sets" not in status

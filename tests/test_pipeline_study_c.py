@@ -1,11 +1,8 @@
-"""The MNIST data stages and Study C end to end through DVC, on tiny fake MNIST; and the stages' declared deps."""
-import ast
+"""The MNIST data stage and Study C end to end through DVC, on tiny fake MNIST."""
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 TINY_STUDY_C = {
     "device": "cpu",
@@ -16,7 +13,7 @@ TINY_STUDY_C = {
     "study_c.architectures.conv": {"ae_epochs": 1, "head_epochs": 1, "classifier_epochs": 2, "lr": 0.01},
 }
 # Two of the four cells cover both architectures, both augmentations and every code path of the stage; the
-# other two differ only in their matrix values (the deps test below checks what every cell declares).
+# other two differ only in their matrix values (tests/test_dvc_yaml.py checks what every cell declares).
 CELLS = ("fc-none", "conv-erasing")
 
 
@@ -28,7 +25,7 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
     repo.set_params(**tiny_datasets_params, **TINY_STUDY_C)
     repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
     out = repo.dvc("repro", *(f"study_c@{c}" for c in CELLS), env=env).stdout
-    assert repo.ran_stages(out) == {"locate_dataset@mnist", "prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
+    assert repo.ran_stages(out) == {"prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
 
     # Which data it ran on: the source and its checksum, in the tracked metrics of the data stage.
     source = repo.json("metrics/datasets/mnist.json")
@@ -74,34 +71,3 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
     assert res.stderr.strip() == ("error: parameter 'study_c.augmentations.erasing.scale' = [0.3, 0.1] is not "
                                   "allowed; expected [low, high] with 0 < low <= high <= 1")
     assert (repo.path / "metrics/study_c/conv-erasing.json").read_text() == before
-
-
-def _imported_modules(path: Path, root: Path, seen: set) -> set:
-    """latentspace modules a file imports, directly or through other latentspace modules (anywhere in the file)."""
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("latentspace"):
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "latentspace" and len(parts) > 1 and (root / "latentspace" / f"{parts[1]}.py").exists():
-                module = root / "latentspace" / f"{parts[1]}.py"
-                if module not in seen:
-                    seen.add(module)
-                    _imported_modules(module, root, seen)
-    return seen
-
-
-@pytest.mark.parametrize("stage, script", [
-    ("locate_dataset", "locate_dataset"), ("prepare_dataset", "prepare_dataset"), ("study_c", "study_c"),
-    ("study_b_autoencoder", "study_b_autoencoder"), ("study_b_probe", "study_b_probe"),
-    ("study_b_summary", "study_b_summary")])
-def test_stage_deps_list_every_library_module_it_imports(project_root, stage, script):
-    spec = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"][stage]
-    deps = (spec.get("do") or spec)["deps"]
-    declared = {d for d in deps if isinstance(d, str) and d.startswith("latentspace/")}
-    imported = {f"latentspace/{p.name}" for p in _imported_modules(project_root / "stages" / f"{script}.py",
-                                                                    project_root, set())}
-    assert declared == imported

@@ -3,9 +3,15 @@ import numpy as np
 import pytest
 
 from latentspace import rectangles as rect
-from latentspace.errors import UserError
-from latentspace.rectangles import (CLASS_COLOURS, RectangleSet, generate_rectangles, load_rectangles,
-                                    save_rectangles, write_rectangles)
+from latentspace.core.errors import UserError
+from latentspace.rectangles import (
+    CLASS_COLOURS,
+    RectangleSet,
+    generate_rectangles,
+    load_rectangles,
+    save_rectangles,
+    write_rectangles,
+)
 
 SIZE = 16
 

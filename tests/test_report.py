@@ -126,13 +126,14 @@ def _compactness(base: float) -> dict:
 
 
 def fake_latent(root: Path) -> None:
-    """The formats of stages/generate_probe_set.py and stages/latent_analysis.py."""
-    for v, variant in enumerate(("color", "all")):
-        put_json(root, f"metrics/latent/probes/{variant}.json", {
+    """The formats of stages/generate_probe_sets.py and stages/latent_analysis.py."""
+    put_json(root, "metrics/latent/probe_sets.json", {
+        "probe_sets": {variant: {
             "variant": variant, "images": 30, "per_class": {"1": 10, "2": 10, "3": 10},
             "factor_ranges": {f: {c: ([10, 20] if (f in "RGB" or variant == "all") else [32, 32]) for c in "123"}
                               for f in ("R", "G", "B", "w", "h", "xc", "yc")},
-            "distinct_values": {}, "image_size": 64, "delta": 15, "contained": True, "seconds": 0.2 + v})
+            "distinct_values": {}} for variant in ("color", "all")},
+        "image_size": 64, "delta": 15, "contained": True, "seconds": 0.4})
     for n, (net, loss, layers) in enumerate(LATENT_NETS):
         name = f"{net}-{loss}"
         rec_layers = {}
@@ -158,10 +159,8 @@ def fake_latent(root: Path) -> None:
 
 
 def fake_datasets(root: Path) -> None:
-    """The formats of stages/locate_dataset.py and stages/prepare_dataset.py."""
+    """The format of stages/prepare_dataset.py."""
     for name, sha, (train, val) in (("mnist", "06af5dfe" * 8, (50000, 10000)), ("cifar10", "c58f30108" * 7, (45000, 5000))):
-        put_json(root, f"data/sources/{name}.json", {"dataset": name, "kind": "offline copy",
-                                                      "location": f"/data/{name}.npz", "sha256": {f"{name}.npz": sha}})
         put_json(root, f"metrics/datasets/{name}.json", {
             "dataset": name.upper(), "source": "offline copy", "location": f"/data/{name}.npz",
             "sha256": {f"{name}.npz": sha}, "image_shape": [1, 28, 28], "train": train, "val": val, "test": 10000,

@@ -6,9 +6,9 @@ import torch
 import yaml
 
 from latentspace import segmentation as seg
-from latentspace.engine import Phase, fit
-from latentspace.params import ParamError, load_params
+from latentspace.core.params import ParamError, load_params
 from latentspace.rectangles import generate_rectangles
+from latentspace.training.engine import Phase, fit
 
 # Exact counts of these ports; the SPEC quotes the originals as about 21k, 62k and 11k.
 PARAMETERS = {"nn1": 21_356, "nn2": 61_980, "nn3": 11_071}

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from latentspace import cifar_autoencoders as cae
-from latentspace.engine import evaluate_loss
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
+from latentspace.training.engine import evaluate_loss
 
 
 def colour_images(n: int, num_classes: int, seed: int, size: int = 32):
@@ -115,7 +115,7 @@ def test_channels_last_images_are_accepted_and_wrong_ones_rejected():
 
 
 def test_figures_render(tmp_path):
-    from latentspace.io import save_figure
+    from latentspace.core.io import save_figure
     x, y = colour_images(4, 2, 0)
     save_figure(tmp_path / "grid.png", cae.reconstruction_figure(x, x / 255.0, [str(v) for v in y], 16))
     save_figure(tmp_path / "cm.png", cae.confusion_figure(np.eye(3, dtype=int) * 5, ("a", "b", "c"), "t"))

@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from latentspace import pretraining as pt
 from latentspace.augment import erasing
-from latentspace.engine import Phase, evaluate_loss, fit, predict
+from latentspace.training.engine import Phase, evaluate_loss, fit, predict
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Callable
 
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
 
 
 def stage_main(fn: Callable[[], None]) -> Callable[[], None]:

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from latentspace.errors import UserError
+from latentspace.core.errors import UserError
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -51,3 +51,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def setup_run(params: dict) -> tuple[torch.device, str]:
+    """The device and precision a stage runs on, from the shared `device`, `precision` and `seed` parameters,
+    with every random generator seeded: the first step of each stage that runs a net."""
+    device = pick_device(params["device"])
+    precision = resolve_precision(device, params["precision"])
+    seed_everything(params["seed"])
+    return device, precision

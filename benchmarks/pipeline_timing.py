@@ -1,0 +1,84 @@
+"""How long the pipeline takes: the README's table of stage times, and the time of a no-op `dvc repro`.
+
+    python benchmarks/pipeline_timing.py              # the table, from metrics/stage_times.json
+    python benchmarks/pipeline_timing.py --noop 5     # also time 5 runs of `dvc repro` with nothing to do
+
+The stage times are those the stages wrote into their metrics (the report stage collects them); the wall time
+of a whole run also holds each stage's Python start-up and DVC's own hashing and caching, so time that with
+`time dvc repro --force`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Study of each stage family (the name before '@'), in the order the table shows them.
+STUDIES = {
+    "Study A data": ("generate_rectangles", "eda"),
+    "Study A segmentation": ("train_segmentation", "colour_baseline"),
+    "Study A latent analysis": ("generate_probe_sets", "latent_analysis"),
+    "Datasets": ("prepare_dataset",),
+    "Study B": ("study_b_autoencoder", "study_b_probe", "study_b_summary"),
+    "Study C": ("study_c",),
+}
+
+
+def _order(name: str) -> tuple:
+    family, _, item = name.partition("@")
+    return (family, int(item) if item.isdigit() else item)
+
+
+def stage_table(times: dict) -> str:
+    stages = times["stages"]
+    lines = ["| study | stage | seconds |", "|---|---|---:|"]
+    seen = set()
+    for study, families in STUDIES.items():
+        names = sorted((s for s in stages if s.split("@")[0] in families),
+                       key=lambda s: (families.index(s.split("@")[0]), _order(s)))
+        for name in names:
+            lines.append(f"| {study} | `{name}` | {stages[name]:.1f} |")
+        seen.update(names)
+        lines.append(f"| **{study}** | **all** | **{sum(stages[n] for n in names):.0f}** |")
+    for name in sorted(set(stages) - seen):
+        lines.append(f"| other | `{name}` | {stages[name]:.1f} |")
+    lines.append(f"| Report | `report` | {times['seconds']:.1f} |")
+    total = sum(stages.values()) + times["seconds"]
+    lines.append(f"| **all stages** | | **{total:.0f}** ({total / 60:.1f} min) |")
+    return "\n".join(lines)
+
+
+def noop_seconds(runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=ROOT, capture_output=True, text=True)
+        out.append(time.perf_counter() - start)
+        if res.returncode != 0 or "Running stage" in res.stdout:
+            raise SystemExit(f"`dvc repro` was not a no-op here:\n{res.stdout}{res.stderr}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--noop", type=int, default=0, metavar="N", help="time N no-op `dvc repro` runs")
+    args = parser.parse_args()
+    path = ROOT / "metrics/stage_times.json"
+    try:
+        times = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: missing; run the pipeline (`dvc repro`) first") from None
+    print(stage_table(times))
+    if args.noop:
+        seconds = noop_seconds(args.noop)
+        print(f"\nno-op `dvc repro`: median {statistics.median(seconds):.2f} s over {len(seconds)} runs "
+              f"({', '.join(f'{s:.2f}' for s in seconds)})")
+
+
+if __name__ == "__main__":
+    main()
