@@ -45,13 +45,9 @@ def imported_modules(path: Path, seen: set[str] | None = None) -> set[str]:
 
 def expected_deps(script: str) -> set[str]:
     """The library deps a stage running `script` must declare: a folder for a module inside FOLDER_DEPS, the
-    module's own file otherwise (package __init__ files go with their folder)."""
-    deps = set()
-    for module in imported_modules(ROOT / script):
-        folder = next((f for f in FOLDER_DEPS if module.startswith(f + "/")), None)
-        if folder or not module.endswith("__init__.py"):
-            deps.add(folder or module)
-    return deps
+    module's own file otherwise."""
+    return {next((f for f in FOLDER_DEPS if module.startswith(f + "/")), module)
+            for module in imported_modules(ROOT / script)}
 
 
 def script_of(spec: dict) -> str:
