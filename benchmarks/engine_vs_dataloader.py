@@ -1,9 +1,10 @@
 """Throughput of the project's training engine against the common tutorial pipeline, on the same model.
 
 For each of Study C's classifiers (conv and fc, or the one `--arch` names), both pipelines train the same model
-from the same initial weights with Adam for the same number of steps of the same batch size (Study C's
-`study_c.batch_size` from params.yaml unless `--batch-size` says otherwise), with RandomErasing(p=1,
-scale=(0.1, 0.15), value=0) on every training image, in the same precision and with the same number of threads:
+from the same initial weights with Adam for the same number of steps of the same batch size (the architecture's
+`study_c.architectures.<arch>.batch_size` from params.yaml unless `--batch-size` says otherwise), with
+RandomErasing(p=1, scale=(0.1, 0.15), value=0) on every training image, in the same precision and with the same
+number of threads:
 
 - engine: `latentspace.training.engine.fit` (uint8 dataset as one tensor on the device, index permutation, float
   conversion and erasing per batch on the device);
@@ -14,7 +15,7 @@ scale=(0.1, 0.15), value=0) on every training image, in the same precision and w
 Data, in this order: `$LATENTSPACE_DATA_DIR/mnist.npz`, the prepared `data/mnist`, or synthetic digits (the
 benchmark says which). Prints both throughputs in training images per second and their ratio.
 
-    python benchmarks/engine_vs_dataloader.py [--steps 200] [--batch-size N] [--arch conv|fc|both] [--workers 0]
+    python benchmarks/engine_vs_dataloader.py [--steps 200] [--batch-size N] [--arch conv|fc|both] [--workers 0,2]
 """
 from __future__ import annotations
 
@@ -109,8 +110,11 @@ def run_dataloader(arch, x, y, *, batch_size, lr, precision, device, workers) ->
                                              pin_memory=device.type == "cuda", drop_last=False)
         model.train()
         images = 0
-        t0 = time.perf_counter()
+        t0 = None
         for xb, yb in loader:
+            if t0 is None:   # the first batch pays for worker start-up: not counted
+                t0 = time.perf_counter()
+                continue
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             with autocast(device, precision):
                 out = model(xb)
@@ -125,50 +129,53 @@ def run_dataloader(arch, x, y, *, batch_size, lr, precision, device, workers) ->
     return images / seconds
 
 
-def study_c_batch_size() -> int:
+def study_c_batch_size(arch: str) -> int:
     try:
-        return load_params(ROOT / "params.yaml", sections=["study_c"])["study_c"]["batch_size"]
+        return load_params(ROOT / "params.yaml", sections=["study_c"])["study_c"]["architectures"][arch]["batch_size"]
     except UserError as e:
-        print(f"note: {e}; using batch size 256")
-        return 256
+        print(f"note: {e}; using batch size 128")
+        return 128
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="training steps of each pipeline")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: study_c.batch_size in params.yaml")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: study_c.architectures.<arch>.batch_size in params.yaml")
     parser.add_argument("--arch", choices=(*pt.ARCHITECTURES, "both"), default="both")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (baseline only)")
+    parser.add_argument("--workers", default="0,2",
+                        help="comma-separated DataLoader worker counts to run the baseline with")
     args = parser.parse_args()
-    if args.batch_size is None:
-        args.batch_size = study_c_batch_size()
-    if args.steps < 1 or args.batch_size < 1:
-        raise SystemExit("error: --steps and --batch-size must be at least 1")
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --workers {args.workers!r}: expected comma-separated integers, e.g. 0,2") from None
+    if args.steps < 2 or (args.batch_size is not None and args.batch_size < 1) or min(workers) < 0:
+        raise SystemExit("error: --steps must be at least 2, --batch-size at least 1, --workers at least 0")
     try:
         device = pick_device(args.device)
         precision = resolve_precision(device, args.precision)
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
-    n = args.steps * args.batch_size
-    x, y, source = load_images(n)
-    print(f"data: {source}; {n} images = {args.steps} steps of {args.batch_size}")
-    print(f"device {device.type}, precision {precision}, {torch.get_num_threads()} threads, "
-          f"DataLoader workers {args.workers}", flush=True)
-    common = dict(batch_size=args.batch_size, lr=args.lr, precision=precision, device=device)
+    print(f"device {device.type}, precision {precision}, {torch.get_num_threads()} threads", flush=True)
     for arch in pt.ARCHITECTURES if args.arch == "both" else (args.arch,):
+        batch_size = args.batch_size or study_c_batch_size(arch)
+        n = args.steps * batch_size
+        x, y, source = load_images(n)
+        print(f"{arch} classifier; data: {source}; {n} images = {args.steps} steps of {batch_size}")
+        common = dict(batch_size=batch_size, lr=args.lr, precision=precision, device=device)
         # Warm-up: first calls allocate and pick kernels; neither pipeline should pay for that in its timing.
-        warm = min(n, 4 * args.batch_size)
+        warm = min(n, 4 * batch_size)
         run_engine(arch, x[:warm], y[:warm], **common)
         engine = run_engine(arch, x, y, **common)
-        baseline = run_dataloader(arch, x, y, workers=args.workers, **common)
-        print(f"{arch} classifier")
-        print(f"  engine:     {engine:10.0f} images/s")
-        print(f"  DataLoader: {baseline:10.0f} images/s  (torchvision MNIST + ToTensor + RandomErasing per sample)")
-        print(f"  ratio:      {engine / baseline:10.2f}x", flush=True)
-
+        print(f"  engine:                 {engine:10.0f} images/s", flush=True)
+        for w in workers:
+            baseline = run_dataloader(arch, x, y, workers=w, **common)
+            print(f"  DataLoader, {w} workers: {baseline:10.0f} images/s  (torchvision MNIST + ToTensor + "
+                  f"RandomErasing per sample); engine / DataLoader {engine / baseline:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

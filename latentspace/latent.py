@@ -9,23 +9,27 @@ Four steps, in the order the stage runs them:
    probe per class (F1 on the fitting set, as the original did, and on a held-out split), the silhouette
    score and the ratio of mean within-class to mean between-class distance;
 4. continuity: geodesic distance on a kNN graph of the codes against distance in generator parameters.
+The claim metrics (pairwise class separability in 2-D) live in `latentspace.separability`.
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.linalg import LinAlgWarning
 from scipy.sparse.csgraph import connected_components, shortest_path
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import f1_score, pairwise_distances, silhouette_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors, kneighbors_graph
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
 from latentspace.probes import CLASSES
 from latentspace.training.device import autocast
@@ -81,11 +85,38 @@ def reduce_pca(codes: np.ndarray, dims: list[int], seed: int) -> dict[int, np.nd
     return {d: scores[:, :d] for d in dims}
 
 
+def numba_cache_dir() -> Path:
+    """Where numba keeps UMAP's compiled code between processes: $NUMBA_CACHE_DIR if set, else beside the
+    Python environment (a virtual environment is the project's, ignored by git), else the user's cache."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    if os.access(sys.prefix, os.W_OK):
+        return Path(sys.prefix) / "numba-cache"
+    return Path.home() / ".cache" / "latentspace" / "numba"
+
+
+def import_umap():
+    """umap, with every numba function of umap and pynndescent cached on disk. Most of them are compiled
+    without numba's cache, so each new process spent 10-40 s compiling them again before its first fit; with
+    the cache a later process loads them in about a second (README, timings). The cache is keyed by the
+    source files, so an upgraded umap recompiles by itself."""
+    if "umap" not in sys.modules:
+        os.environ["NUMBA_CACHE_DIR"] = str(numba_cache_dir())   # read once, when numba is first imported
+    import umap
+    from numba.core.dispatcher import Dispatcher
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("umap", "pynndescent"):
+            for obj in list(vars(module).values()):
+                if isinstance(obj, Dispatcher) and type(obj._cache).__name__ == "NullCache":
+                    obj.enable_caching()
+    return umap
+
+
 def reduce_umap(codes: np.ndarray, dims: list[int], *, neighbors: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
     """UMAP to each dimension; the kNN graph is computed once (exactly) and shared by all of them."""
     if not dims:
         return {}
-    import umap  # umap and numba take seconds to import: only when UMAP is asked for
+    umap = import_umap()  # umap and numba take seconds to import: only when UMAP is asked for
     knn_idx, knn_dist = nearest_neighbors(codes, neighbors)
     out = {}
     for d in dims:
@@ -93,6 +124,12 @@ def reduce_umap(codes: np.ndarray, dims: list[int], *, neighbors: int, epochs: i
             # random_state makes UMAP single-threaded (and reproducible); it warns about that every time.
             warnings.filterwarnings("ignore", message=".*n_jobs.*")
             warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
+            # Codes of a net that collapsed (or of identical images) defeat the spectral start; UMAP then
+            # starts from random positions, which is fine for these figures.
+            warnings.filterwarnings("ignore", message=".*[Ss]pectral initialisation failed.*")
+            warnings.filterwarnings("ignore", message=".*Graph is not fully connected.*")
+            warnings.filterwarnings("ignore", message=".*ARPACK has failed.*")
+            warnings.filterwarnings("ignore", message=".*not reaching the requested tolerance.*")
             reducer = umap.UMAP(n_components=d, n_neighbors=neighbors, n_epochs=epochs, random_state=seed,
                                 precomputed_knn=(knn_idx, knn_dist, None))
             out[d] = reducer.fit_transform(codes).astype(np.float32)
@@ -107,20 +144,22 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
 
 
 def probe_f1(features: np.ndarray, labels: np.ndarray, fit_idx: np.ndarray, held_idx: np.ndarray, *,
-             C: float, seed: int) -> dict:
-    """Per class, a one-vs-rest linear SVM on features standardised with the fitting split's statistics;
-    F1 of that class on the fitting split and on the held-out split. Balanced class weights, so the
-    one class against the two others is not decided by the 1:2 imbalance."""
+             alpha: float) -> dict:
+    """Per class, a one-vs-rest linear classifier (ridge: least squares on +-1 targets, L2 penalty `alpha`) on
+    features standardised with the fitting split's statistics; F1 of that class on the fitting split and on
+    the held-out split. Balanced class weights, so the one class against the two others is not decided by
+    the 1:2 imbalance. Ridge has a closed-form solution: a linear SVM (liblinear) took minutes to converge
+    on a 2,048-dimensional code of a few thousand images, ridge takes a fraction of a second."""
     scaler = StandardScaler().fit(features[fit_idx])
     x_fit, x_held = scaler.transform(features[fit_idx]), scaler.transform(features[held_idx])
     f1_fit, f1_held = {}, {}
     for c in np.unique(labels):
         y_fit, y_held = labels[fit_idx] == c, labels[held_idx] == c
-        clf = LinearSVC(C=C, class_weight="balanced", max_iter=5000, random_state=seed)
         with warnings.catch_warnings():
-            # On hard, overlapping classes liblinear may stop at max_iter; the F1 still measures the fit.
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
-            clf.fit(x_fit, y_fit)
+            # With more dimensions than fitting points the ridge system is ill-conditioned; alpha keeps it
+            # solvable and the F1 still measures the fit.
+            warnings.filterwarnings("ignore", category=LinAlgWarning)
+            clf = RidgeClassifier(alpha=alpha, class_weight="balanced").fit(x_fit, y_fit)
         f1_fit[str(c)] = float(f1_score(y_fit, clf.predict(x_fit), zero_division=0))
         f1_held[str(c)] = float(f1_score(y_held, clf.predict(x_held), zero_division=0))
     return {"f1_fit": f1_fit, "f1_heldout": f1_held,
@@ -128,10 +167,11 @@ def probe_f1(features: np.ndarray, labels: np.ndarray, fit_idx: np.ndarray, held
             "f1_heldout_mean": float(np.mean(list(f1_held.values())))}
 
 
-def within_between_ratio(features: np.ndarray, labels: np.ndarray) -> float:
+def within_between_ratio(features: np.ndarray, labels: np.ndarray, dist: np.ndarray | None = None) -> float:
     """Mean distance between two points of one class over mean distance between points of different
-    classes: well below 1 for compact, separated classes, about 1 when class does not matter."""
-    dist = pairwise_distances(features)
+    classes: well below 1 for compact, separated classes, about 1 when class does not matter.
+    `dist`: the features' pairwise distances, if already computed."""
+    dist = pairwise_distances(features) if dist is None else dist
     same = labels[:, None] == labels[None, :]
     off_diagonal = ~np.eye(len(labels), dtype=bool)
     between = dist[~same].mean()
@@ -139,37 +179,53 @@ def within_between_ratio(features: np.ndarray, labels: np.ndarray) -> float:
 
 
 def compactness(features: np.ndarray, labels: np.ndarray, fit_idx: np.ndarray, held_idx: np.ndarray,
-                metric_idx: np.ndarray, *, C: float, seed: int) -> dict:
+                metric_idx: np.ndarray, *, alpha: float) -> dict:
     """Probe F1 per class, silhouette and within/between distance ratio of one feature set. The distance
     figures use the features as the reducer gives them (not standardised), on the `metric_idx` sample."""
-    out = probe_f1(features, labels, fit_idx, held_idx, C=C, seed=seed)
+    out = probe_f1(features, labels, fit_idx, held_idx, alpha=alpha)
     sample, sample_labels = features[metric_idx], labels[metric_idx]
-    out["silhouette"] = float(silhouette_score(sample, sample_labels))
-    out["within_between_ratio"] = within_between_ratio(sample, sample_labels)
+    dist = pairwise_distances(sample)           # once, for both figures
+    out["silhouette"] = float(silhouette_score(dist, sample_labels, metric="precomputed"))
+    out["within_between_ratio"] = within_between_ratio(sample, sample_labels, dist)
     return out
 
 
 def dimension_sweep(codes: np.ndarray, labels: np.ndarray, *, dims: list[int], reducers: list[str],
-                    holdout_fraction: float, C: float, metric_sample: int, umap_neighbors: int,
-                    umap_epochs: int, seed: int) -> tuple[dict, dict]:
+                    holdout_fraction: float, alpha: float, metric_sample: int, umap_neighbors: int,
+                    umap_epochs: int, seed: int, umap_dims: list[int] | None = None) -> tuple[dict, dict]:
     """Compactness of the raw codes and of each reduction. Returns (metrics, 2-D embeddings for plots):
-    metrics = {"raw": {...}, "pca": {"<d>": {...}}, "umap": {"<d>": {...}}}."""
+    metrics = {"raw": {...}, "pca": {"<d>": {...}}, "umap": {"<d>": {...}}}. PCA runs at every dimension of
+    `dims`; UMAP (a fit per dimension, the expensive step) only at those also in `umap_dims` (None: all)."""
     fit_idx, held_idx = holdout_split(labels, holdout_fraction, seed)
     rng = np.random.default_rng(seed)
     metric_idx = np.sort(rng.choice(len(labels), size=min(metric_sample, len(labels)), replace=False))
-    score = lambda f: compactness(f, labels, fit_idx, held_idx, metric_idx, C=C, seed=seed)  # noqa: E731
+    score = lambda f: compactness(f, labels, fit_idx, held_idx, metric_idx, alpha=alpha)  # noqa: E731
     sweep_dims = valid_dims(dims, len(labels), codes.shape[1])
     metrics: dict = {"raw": score(codes)}
     embeddings_2d: dict[str, np.ndarray] = {}
     for reducer in reducers:
-        plot_dims = sorted(set(sweep_dims) | {2}, reverse=True)
+        own_dims = sweep_dims if reducer == "pca" or umap_dims is None else \
+            [d for d in sweep_dims if d in umap_dims]
+        plot_dims = sorted(set(own_dims) | {2}, reverse=True)
         if reducer == "pca":
             reduced = reduce_pca(codes, plot_dims, seed)
         else:
             reduced = reduce_umap(codes, plot_dims, neighbors=umap_neighbors, epochs=umap_epochs, seed=seed)
-        metrics[reducer] = {str(d): score(reduced[d]) for d in sweep_dims}
+        metrics[reducer] = {str(d): score(reduced[d]) for d in own_dims}
         embeddings_2d[reducer] = reduced[2]
     return metrics, embeddings_2d
+
+
+def embeddings_2d(codes: np.ndarray, reducers: list[str], *, umap_neighbors: int, umap_epochs: int,
+                  seed: int) -> dict[str, np.ndarray]:
+    """The 2-D embedding of the codes by each reducer (what the claim metrics of a later launch need)."""
+    out = {}
+    for reducer in reducers:
+        if reducer == "pca":
+            out[reducer] = reduce_pca(codes, [2], seed)[2]
+        else:
+            out[reducer] = reduce_umap(codes, [2], neighbors=umap_neighbors, epochs=umap_epochs, seed=seed)[2]
+    return out
 
 
 # --- 4. continuity ----------------------------------------------------------------------------------

@@ -137,8 +137,10 @@ class UNet(nn.Module):
         self.drop = nn.Dropout(0.5)
         self.drop_bottleneck = nn.Dropout(0.5) if separable else nn.Identity()
         self.up = nn.ModuleList([conv(cin, cout, 2) for cin, cout in zip(w[:0:-1], w[-2::-1])])
-        self.merge = nn.ModuleList([conv(2 * cout, cout) for cout in w[-2::-1]])
-        head = (w[0], 16, 8) + ((4,) if separable else ())
+        # A 3x3 merge conv after each concatenation except the top one: there the skip and the last
+        # up-convolution (4 + 4 channels) go straight into the head's 16-channel conv, as in the originals.
+        self.merge = nn.ModuleList([conv(2 * cout, cout) for cout in w[-2:0:-1]])
+        head = (2 * w[0], 16, 8) + ((4,) if separable else ())
         self.head = nn.ModuleList([conv(cin, cout) for cin, cout in zip(head[:-1], head[1:])])
         self.classifier = conv(head[-1], N_OUTPUTS, 1)
         _he_normal_(self)
@@ -159,9 +161,10 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skips = self._encode(x)
         x = self.drop_bottleneck(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
-            x = F.relu(up(F.interpolate(x, scale_factor=2, mode="nearest")))
-            x = F.relu(merge(torch.cat([skip, x], dim=1)))
+        for level, (up, skip) in enumerate(zip(self.up, reversed(skips))):
+            x = torch.cat([skip, F.relu(up(F.interpolate(x, scale_factor=2, mode="nearest")))], dim=1)
+            if level < len(self.merge):
+                x = F.relu(self.merge[level](x))
         for layer in self.head:
             x = F.relu(layer(x))
         return self.classifier(x)
@@ -207,37 +210,50 @@ def load_net(path: str | Path) -> nn.Module:
 
 
 # --- losses -------------------------------------------------------------------------------------------
+# The original losses (Keras) take the softmax output p and a one-hot target t per pixel and are averaged
+# over pixels. With a one-hot t every sum over the four outputs keeps only the target's term, so each loss
+# here gathers that term; log p comes from log_softmax (finite for any logits), clamped to the log of the
+# original's clipping range [eps, 1 - eps] (same values and the same zero gradient outside it).
+
+KERAS_EPSILON = 1e-7
+
+
+def _clipped_log_prob_of_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    log_p = logits.log_softmax(dim=1).gather(1, target.long().unsqueeze(1)).squeeze(1)
+    return log_p.clamp(math.log(KERAS_EPSILON), math.log1p(-KERAS_EPSILON))
+
+
+def _per_output(background: float, rectangle: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor([background] + [rectangle] * (N_OUTPUTS - 1), device=device)
+
 
 def weighted_cross_entropy(class_weight: float = 4.0):
-    """Cross-entropy with weight `class_weight` on each rectangle class and 1 on background, averaged over
-    pixels (Keras-style: the weighted sum over the pixel count, not over the weights' sum)."""
+    """Per pixel -sum_k w_k t_k log clip(p_k), w = `class_weight` for each rectangle class and 1 for the
+    background, averaged over pixels (not over the weights' sum, as Keras does)."""
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weights = torch.tensor([1.0] + [class_weight] * (N_OUTPUTS - 1), device=logits.device)
-        return F.cross_entropy(logits, target.long(), weight=weights, reduction="none").mean()
+        weight = _per_output(1.0, class_weight, logits.device)[target.long()]
+        return -(weight * _clipped_log_prob_of_target(logits, target)).mean()
     return loss
 
 
-def soft_dice(eps: float = 1.0):
-    """1 - mean over the 4 outputs of the soft Dice coefficient, with sums over the whole batch and the
-    smoothing term `eps` (so an output absent from a batch and never predicted scores 1, not 0/0)."""
+def dice(smooth: float = 1.0):
+    """The original's per-pixel Dice loss: 1 - (2 sum_k t_k p_k + smooth) / (sum_k t_k^2 + sum_k p_k^2 + smooth),
+    sums over the four outputs of one pixel, then the mean over pixels."""
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = logits.softmax(dim=1)
-        onehot = F.one_hot(target.long(), N_OUTPUTS).permute(0, 3, 1, 2).to(probs.dtype)
-        dims = (0, 2, 3)
-        inter = (probs * onehot).sum(dims)
-        dice = (2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps).clamp_min(1e-12)
-        return 1.0 - dice.mean()
+        p = logits.softmax(dim=1)
+        p_target = p.gather(1, target.long().unsqueeze(1)).squeeze(1)
+        # sum_k t_k^2 = 1 for a one-hot target.
+        return (1.0 - (2.0 * p_target + smooth) / (1.0 + p.square().sum(dim=1) + smooth)).mean()
     return loss
 
 
 def focal(gamma: float = 2.0, alpha: float = 0.75):
-    """Focal loss -alpha_t (1 - p_t)^gamma log p_t, alpha_t = `alpha` for the classes, 1 - alpha for the
-    background, averaged over pixels."""
+    """Per pixel sum_k alpha_k (1 - p_k)^gamma (-t_k log p_k) with p clipped to [eps, 1 - eps], alpha_k = `alpha`
+    for the rectangle classes and 1 - alpha for the background, averaged over pixels."""
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        t = target.long()
-        logp_t = logits.log_softmax(dim=1).gather(1, t.unsqueeze(1)).squeeze(1)
-        alpha_t = torch.where(t == 0, 1.0 - alpha, alpha)
-        return (-alpha_t * (1.0 - logp_t.exp()).pow(gamma) * logp_t).mean()
+        log_p = _clipped_log_prob_of_target(logits, target)
+        alpha_t = _per_output(1.0 - alpha, alpha, logits.device)[target.long()]
+        return (-alpha_t * (1.0 - log_p.exp()).pow(gamma) * log_p).mean()
     return loss
 
 
@@ -247,10 +263,30 @@ def make_loss(name: str, settings: dict | None = None):
     if name == "wce":
         return weighted_cross_entropy(settings.get("class_weight", 4.0))
     if name == "dice":
-        return soft_dice(settings.get("smooth", 1.0))
+        return dice(settings.get("smooth", 1.0))
     if name == "focal":
         return focal(settings.get("gamma", 2.0), settings.get("alpha", 0.75))
     raise UserError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
+
+
+class LossWithValidationTally:
+    """The training loss, which also counts the pixel confusion of every batch it scores without gradients
+    (the engine's validation pass), so the validation mean IoU per epoch comes from the same pass as the
+    validation loss instead of a second prediction pass over the validation images."""
+
+    def __init__(self, loss_fn):
+        self.loss_fn, self.confusion = loss_fn, None
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            counts = pixel_confusion(target, logits.argmax(dim=1))
+            self.confusion = counts if self.confusion is None else self.confusion + counts
+        return self.loss_fn(logits, target)
+
+    def epoch_metrics(self, _model) -> dict:
+        """Validation pixel accuracy and mean IoU of the pass just made; starts a new tally."""
+        m, self.confusion = segmentation_metrics(self.confusion), None
+        return {"val_pixel_accuracy": m["pixel_accuracy"], "val_mean_iou": m["mean_iou"]}
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -279,6 +315,21 @@ def segmentation_metrics(cm: np.ndarray) -> dict:
         "mean_dice_rectangles": float(dice[1:].mean()),
         "confusion_matrix": cm.tolist(),
     }
+
+
+SUMMARISED = ("pixel_accuracy", "mean_iou", "mean_dice", "mean_iou_rectangles", "mean_dice_rectangles")
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min, max and the values themselves."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
+
+
+def launch_summary(per_launch: list[dict]) -> dict:
+    """Mean and spread over launches of each summary test metric (`SUMMARISED`)."""
+    return {key: spread([r[key] for r in per_launch]) for key in SUMMARISED}
 
 
 def pixel_confusion(labels: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:

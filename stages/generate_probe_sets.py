@@ -1,37 +1,32 @@
 """Study A4 stage: every probe set of latent.probe_sets, each with latent.per_class single-rectangle images
 per class where only the variant's factors vary, drawn by the same generator as the training data.
 One stage for all of them: they share every parameter, so they always change together."""
-import argparse
-
 from latentspace import probes
 from latentspace.core.io import atomic_dir, write_json
-from latentspace.core.params import load_params
-from latentspace.core.stage import Timer, stage_main
+from latentspace.core.stage import StageRun, stage
 from latentspace.rectangles import save_rectangles
 
 
-@stage_main
-def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()
-    with Timer() as timer:
-        params = load_params(sections=["rectangles", "latent"])
-        p = params["latent"]
-        image_size = params["rectangles"]["image_size"]
-        records = {}
-        # One atomic folder: a failed run leaves the previous probe sets whole, never a mix of old and new.
-        with atomic_dir("data/probes") as out:
-            for variant in p["probe_sets"]:
-                rs = probes.make_probe_set(variant, per_class=p["per_class"], image_size=image_size,
-                                           delta=params["delta"], seed=params["seed"], contained=p["contained"])
-                save_rectangles(out / variant, rs)
-                records[variant] = probes.describe_probe_set(rs, variant)
+@stage(__doc__, name="generate_probe_sets", sections=["rectangles", "latent"])
+def main(run: StageRun) -> str:
+    params = run.params
+    p = params["latent"]
+    image_size = params["rectangles"]["image_size"]
+    records = {}
+    # One atomic folder: a failed run leaves the previous probe sets whole, never a mix of old and new.
+    with atomic_dir("data/probes") as out:
+        for variant in p["probe_sets"]:
+            rs = probes.make_probe_set(variant, per_class=p["per_class"], image_size=image_size,
+                                       delta=params["delta"], seed=run.seed, contained=p["contained"])
+            save_rectangles(out / variant, rs)
+            records[variant] = probes.describe_probe_set(rs, variant)
     write_json("metrics/latent/probe_sets.json", {
         "probe_sets": records,
         "image_size": image_size,
         "delta": params["delta"],
         "contained": p["contained"],
-        "seconds": timer.seconds,
     })
+    return f"{len(records)} probe sets of {3 * p['per_class']} images"
 
 
 if __name__ == "__main__":

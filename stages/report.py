@@ -1,18 +1,17 @@
-"""Report stage: render reports/report.md and reports/report.html from the tracked metrics and figures of
-all three studies, and collect every stage's wall time into metrics/stage_times.json."""
-import argparse
+"""Report stage: draw the key figures (reports/glance/), render reports/report.md and reports/report.html from the
+tracked metrics, figures, params.yaml and references.yaml, and collect every stage's wall time into
+metrics/stage_times.json."""
 from pathlib import Path
 
-from latentspace.core.stage import Timer, stage_main
-from latentspace.report import STAGE_TIMES, write_report, write_stage_times
+from latentspace.core.stage import StageRun, stage
+from latentspace.report.build import STAGE_TIMES, write_report, write_stage_times
 
 
-@stage_main
-def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()
-    with Timer() as timer:
-        times = write_report(Path("."), Path("reports/report.md"), Path("reports/report.html"))
-    write_stage_times(Path(STAGE_TIMES), times, timer.seconds)
+@stage(__doc__, name="report")
+def main(run: StageRun) -> str:
+    write_report(Path("."), Path("reports/report.md"), Path("reports/report.html"))
+    record = write_stage_times(Path("."), Path(STAGE_TIMES), run.name, run.seconds)
+    return f"reports/report.html; the stages took {record['total_seconds']:.0f} s in all"
 
 
 if __name__ == "__main__":

@@ -79,7 +79,8 @@ def dvc_repo(tmp_path) -> DvcRepo:
     import shutil
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
+    # references.yaml and paper_scale.yaml: deps of the verdicts stage.
+    for name in ("dvc.yaml", "params.yaml", "references.yaml", "paper_scale.yaml"):
         shutil.copy(ROOT / name, repo / name)
     # The library too: stages declare its modules as deps (stages import the installed package, which is ROOT's).
     for folder in ("stages", "latentspace"):

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from latentspace import latent
+import pytest
+
+from latentspace import latent, separability
 
 IMAGE_SIZE = 32
 CLASS_CENTRES = np.array([[42, 127, 212], [127, 212, 42], [212, 42, 127]])
@@ -27,7 +29,7 @@ def random_factors(per_class: int, seed: int = 0):
 
 def sweep(codes, labels, reducers=("pca",), dims=(8, 2)):
     return latent.dimension_sweep(codes, labels, dims=list(dims), reducers=list(reducers), holdout_fraction=0.3,
-                                  C=1.0, metric_sample=500, umap_neighbors=10, umap_epochs=50, seed=0)
+                                  alpha=1.0, metric_sample=500, umap_neighbors=10, umap_epochs=50, seed=0)
 
 
 def test_separated_clusters_are_compact_and_separable():
@@ -79,3 +81,58 @@ def test_parameter_distance_scales_colour_and_geometry():
                  dtype=float)
     d = latent.parameter_distances(a, image_size=IMAGE_SIZE)    # pairs (0,1), (0,2), (1,2)
     np.testing.assert_allclose(d, [1.0, 0.5, 1.5])
+
+
+def test_umap_runs_only_at_the_umap_dims():
+    codes, labels = separated_codes(per_class=30)
+    metrics, embeddings = latent.dimension_sweep(codes, labels, dims=[8, 4, 2], reducers=["pca", "umap"],
+                                                 holdout_fraction=0.3, alpha=1.0, metric_sample=90,
+                                                 umap_neighbors=10, umap_epochs=20, seed=0, umap_dims=[2])
+    assert sorted(metrics["pca"]) == ["2", "4", "8"] and sorted(metrics["umap"]) == ["2"]
+    assert embeddings["umap"].shape == (90, 2)
+
+
+# --- separability (the claim metrics) ------------------------------------------------------------------
+
+def blobs_2d(centres: dict, per_class: int = 100, spread: float = 0.3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 2, 3], per_class)
+    xy = np.array([centres[c] for c in labels], dtype=float) + rng.normal(scale=spread, size=(len(labels), 2))
+    return xy, labels
+
+
+def separate(xy, labels):
+    return separability.pairwise_separability(xy, labels, k=10, holdout_fraction=0.3, seed=0)
+
+
+def test_three_clean_clusters_separate_every_pair_and_none_lies_apart():
+    pairs = separate(*blobs_2d({1: (0, 0), 2: (5, 0), 3: (0, 5)}))
+    assert list(pairs) == ["1-2", "1-3", "2-3"]
+    assert min(pairs.values()) > 0.98
+    assert separability.apart_class(pairs, margin=0.1) is None
+
+
+@pytest.mark.parametrize("apart", [1, 2, 3])
+def test_one_class_apart_and_two_mixed_is_found(apart):
+    centres = {c: (0, 0) for c in (1, 2, 3)}
+    centres[apart] = (6, 6)
+    pairs = separate(*blobs_2d(centres))
+    for key, value in pairs.items():
+        if str(apart) in key.split("-"):
+            assert value > 0.98
+        else:
+            assert 0.3 < value < 0.7               # two classes on one blob: about chance
+    assert separability.apart_class(pairs, margin=0.1) == apart
+
+
+def test_one_blob_is_chance_everywhere():
+    pairs = separate(*blobs_2d({c: (0, 0) for c in (1, 2, 3)}))
+    assert all(0.3 < v < 0.7 for v in pairs.values())
+    assert separability.apart_class(pairs, margin=0.1) is None
+
+
+def test_collect_lists_pairs_over_launches():
+    record = separability.collect([{"1-2": 1.0, "1-3": 1.0, "2-3": 0.5}, {"1-2": 0.9, "1-3": 0.6, "2-3": 0.9}],
+                                  [1, 2], margin=0.1)
+    assert record == {"pairs": {"1-2": [1.0, 0.9], "1-3": [1.0, 0.6], "2-3": [0.5, 0.9]}, "launches": [1, 2],
+                      "apart_class": [1, 2]}

@@ -21,5 +21,6 @@ def test_paper_scale_overrides_existing_keys_with_valid_values(project_root, tmp
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     loaded = load_params(tmp_path / "params.yaml")
     assert loaded["rectangles"]["samples"]["train"]["images"] == 200_000
-    assert loaded["study_b"]["ae_epochs"] == 200
+    assert loaded["study_b"]["ae_max_epochs"] == 200
+    assert loaded["segmentation"]["losses"] == ["wce", "dice", "focal"] and loaded["segmentation"]["launches"] == 5
     assert loaded["segmentation"]["nadam_epochs"] == 25 and loaded["segmentation"]["sgd_epochs"] == 50

@@ -54,3 +54,13 @@ def test_bad_device(params_file):
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(ParamError, match="file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("key, value", [("segmentation.nets", ["nn4"]), ("segmentation.losses", []),
+                                        ("study_b.hidden_sizes", [0]), ("latent.probe_sets", ["colour"])])
+def test_a_bad_list_that_shapes_the_pipeline_stops_every_stage(params_file, key, value):
+    # The data stages read none of these sections, yet they must stop a run whose matrix is wrong before working.
+    _set(params_file, key, value)
+    with pytest.raises(ParamError) as e:
+        load_params(params_file, sections=["rectangles"])
+    assert f"'{key}'" in str(e.value) and "\n" not in str(e.value)

@@ -1,6 +1,10 @@
 """The whole pipeline at tiny sizes: one `dvc repro` runs every stage, a second runs none, and
 `dvc exp run -S delta=25` reruns Study A (and the report that shows it) and nothing of Studies B and C."""
+import json
+import re
+
 import pytest
+from test_compare import check_comparisons
 from test_pipeline_study_a_nets import TINY as TINY_STUDY_A_NETS
 from test_pipeline_study_b import TINY_STUDY_B
 from test_pipeline_study_c import TINY_STUDY_C
@@ -11,12 +15,17 @@ STUDY_A = {"generate_rectangles", "eda", "colour_baseline", "train_segmentation"
            "latent_analysis"}
 
 
+# Keys that would change on every rerun, or with the machine (not "precision": Study B's per-class metric).
+TIMING_KEY = re.compile(r'"[a-z_]*(seconds|per_second|device)[a-z_]*"\s*:')
+
+
 def _stages(repo) -> set[str]:
     return set(repo.dvc("stage", "list", "--all", "--name-only").stdout.split())
 
 
 @pytest.mark.e2e
-def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
+def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_datasets_dir, tiny_datasets_params,
+                                                                 tmp_path):
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
     # Later dicts win: the nets need a larger image than the data-only tiny sizes. One instance of each
     # matrix family keeps this test short; the per-study tests cover the rest.
@@ -35,12 +44,34 @@ def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_
     times = dvc_repo.json("metrics/stage_times.json")
     # Every stage reports its time; the report's own is the file's top-level `seconds`.
     assert set(times["stages"]) == everything - {"report"} and times["seconds"] > 0
+    # Wall times, throughput and device live in one timing file per stage instance (named as DVC names it),
+    # never in a metrics file: a rerun of unchanged code then changes no metric.
+    timing = {p.stem: dvc_repo.json(f"metrics/timing/{p.name}")
+              for p in (dvc_repo.path / "metrics/timing").glob("*.json")}
+    assert set(timing) == everything and all(t["stage"] == name and t["seconds"] > 0 for name, t in timing.items())
+    for path in (dvc_repo.path / "metrics").rglob("*.json"):
+        rel = path.relative_to(dvc_repo.path).as_posix()
+        if not rel.startswith("metrics/timing/") and rel != "metrics/stage_times.json":
+            assert not TIMING_KEY.search(path.read_text()), f"{rel} holds a time, throughput or device"
     dvc_repo.commit("outputs")
+
+    # Rerunning a trained net with nothing changed rewrites its timing file only.
+    dvc_repo.dvc("repro", "-f", "-s", "train_segmentation@nn2-wce", env=env)
+    changed = dvc_repo.run("git", "status", "--porcelain", "--untracked-files=all").stdout.split("\n")
+    changed = {line[3:] for line in changed if line.strip()}
+    assert changed <= {"metrics/timing/train_segmentation@nn2-wce.json", "dvc.lock"}, changed
+    assert json.loads(dvc_repo.dvc("metrics", "diff", "--json").stdout) == {}
+    dvc_repo.commit("rerun")
 
     # Nothing changed: nothing runs.
     assert dvc_repo.ran_stages(dvc_repo.dvc("repro", env=env).stdout) == set()
 
-    # delta feeds the generator, so all of Study A reruns, then the report; Studies B and C stay cached.
-    ran = dvc_repo.ran_stages(dvc_repo.dvc("exp", "run", "-S", "delta=25", env=env).stdout)
-    assert {s.split("@")[0] for s in ran} == STUDY_A | {"report"}
+    # delta feeds the generator, so all of Study A reruns, then the verdicts and the report; Studies B and C stay
+    # cached.
+    ran = dvc_repo.ran_stages(dvc_repo.dvc("exp", "run", "-n", "wider-colours", "-S", "delta=25", env=env).stdout)
+    assert {s.split("@")[0] for s in ran} == STUDY_A | {"verdicts", "report"}
     assert ran >= {s for s in everything if s.split("@")[0] in STUDY_A}
+
+    # The two runs compared as a user would (tests/test_compare.py): metrics diff, exp show, plots diff offline.
+    dvc_repo.dvc("exp", "branch", "wider-colours", "delta-25")
+    check_comparisons(dvc_repo, "main", "delta-25", tmp_path)

@@ -9,6 +9,7 @@ TINY = {
     "rectangles.samples.test.images": 16,
     "segmentation.nets": ["nn2"],
     "segmentation.losses": ["wce"],
+    "segmentation.launches": 2,
     "segmentation.train_images": 0,
     "segmentation.val_images": 16,
     "segmentation.batch_size": 16,
@@ -23,12 +24,14 @@ TINY = {
     "latent.metric_sample": 45,
     "latent.continuity_sample": 30,
     "latent.knn": 5,
+    "latent.launches": 2,
+    "latent.separability_knn": 3,
 }
-METRIC_KEYS = {"net", "loss", "parameters", "pixel_accuracy", "iou", "dice", "mean_iou", "mean_dice",
-               "mean_iou_rectangles", "mean_dice_rectangles", "confusion_matrix", "train_images", "val_images",
-               "test_images", "epochs", "best_epoch", "train_images_per_second", "device", "precision", "delta",
-               "seconds"}
-
+METRIC_KEYS = {"net", "loss", "parameters", "launches", "seeds", "per_launch", "summary", "train_images",
+               "val_images", "test_images", "delta"}
+LAUNCH_KEYS = {"launch", "seed", "pixel_accuracy", "iou", "dice", "mean_iou", "mean_dice", "mean_iou_rectangles",
+               "mean_dice_rectangles", "confusion_matrix", "best_epoch", "epochs"}
+NO_TIMES = ("seconds", "device", "precision", "train_images_per_second")
 
 
 @pytest.mark.e2e
@@ -40,31 +43,42 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert dvc_repo.ran_stages(res.stdout) == {
         "generate_rectangles@train", "generate_rectangles@test", "train_segmentation@nn2-wce",
         "generate_probe_sets", "latent_analysis@nn2-wce", "colour_baseline"}
+    # Each stage ends with one headline line.
+    assert "train_segmentation@nn2-wce: test mean IoU" in res.stdout
 
     net = dvc_repo.json("metrics/segmentation/nn2-wce.json")
     assert set(net) == METRIC_KEYS
-    assert (net["net"], net["loss"], net["parameters"], net["delta"]) == ("nn2", "wce", 61_980, 15)
-    assert (net["train_images"], net["val_images"], net["test_images"], net["epochs"]) == (80, 16, 16, 2)
-    assert 1 <= net["best_epoch"] <= 2
-    assert sum(map(sum, net["confusion_matrix"])) == 16 * 16 * 16
-    assert 0 <= net["mean_iou"] <= 1 and 0 <= net["pixel_accuracy"] <= 1
-    assert list(net["iou"]) == ["background", "class1", "class2", "class3"]
-    live = dvc_repo.path / "metrics/segmentation/live/nn2-wce"
-    assert {"train_loss.tsv", "val_loss.tsv", "val_mean_iou.tsv"} <= {p.name for p in (live / "plots/metrics").iterdir()}
+    assert (net["net"], net["loss"], net["parameters"], net["delta"]) == ("nn2", "wce", 62_264, 15)
+    assert (net["train_images"], net["val_images"], net["test_images"]) == (80, 16, 16)
+    assert net["launches"] == 2 and net["seeds"] == [0, 1] and [r["launch"] for r in net["per_launch"]] == [1, 2]
+    for run in net["per_launch"]:
+        assert set(run) == LAUNCH_KEYS and run["epochs"] == 2 and 1 <= run["best_epoch"] <= 2
+        assert sum(map(sum, run["confusion_matrix"])) == 16 * 16 * 16
+        assert 0 <= run["mean_iou"] <= 1 and list(run["iou"]) == ["background", "class1", "class2", "class3"]
+    iou = net["summary"]["mean_iou"]
+    assert iou["values"] == [r["mean_iou"] for r in net["per_launch"]]
+    assert iou["min"] <= iou["mean"] <= iou["max"]
+    timing = dvc_repo.json("metrics/timing/train_segmentation@nn2-wce.json")
+    assert timing["stage"] == "train_segmentation@nn2-wce" and timing["seconds"] > 0
+    assert not any(k in net for k in NO_TIMES)
+    for launch in (1, 2):
+        live = dvc_repo.path / f"metrics/segmentation/live/nn2-wce/launch-{launch}/plots/metrics"
+        assert {"train_loss.tsv", "val_loss.tsv", "val_mean_iou.tsv"} <= {p.name for p in live.iterdir()}
+        assert (dvc_repo.path / f"models/segmentation/nn2-wce/launch-{launch}.pt").is_file()
     assert len(dvc_repo.json("metrics/segmentation/confusion/nn2-wce.json")) == 50
     assert (dvc_repo.path / "reports/segmentation/nn2-wce-predictions.png").stat().st_size > 1000
-    assert (dvc_repo.path / "models/segmentation/nn2-wce.pt").is_file()
 
     # Colour alone segments these images perfectly while the class colour boxes are apart (delta 15).
     baseline = dvc_repo.json("metrics/segmentation/baseline.json")
-    assert set(baseline) == METRIC_KEYS and baseline["net"] == "baseline" and baseline["loss"] is None
+    assert baseline["net"] == "baseline" and baseline["loss"] is None and "seconds" not in baseline
     assert baseline["mean_iou"] == 1.0 and baseline["pixel_accuracy"] == 1.0
 
     probe_sets = dvc_repo.json("metrics/latent/probe_sets.json")
     assert list(probe_sets["probe_sets"]) == ["color", "all"] and probe_sets["probe_sets"]["all"]["images"] == 45
     assert {p.name for p in (dvc_repo.path / "data/probes").iterdir()} == {"color", "all"}
     latent = dvc_repo.json("metrics/latent/nn2-wce.json")
-    assert (latent["net"], latent["loss"]) == ("nn2", "wce")
+    assert (latent["net"], latent["loss"], latent["primary_layer"]) == ("nn2", "wce", "bottleneck")
+    assert not any(k in latent for k in NO_TIMES)
     layer = latent["layers"]["bottleneck"]
     assert layer["code_dim"] == 64 * 1 * 1          # a 16-pixel image pools to 1 x 1
     assert set(layer["probe_sets"]) == {"color", "all"}
@@ -72,6 +86,12 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert sorted(colour_set["pca"]) == ["2", "8"]
     assert 0 <= colour_set["raw"]["f1_fit_mean"] <= 1
     assert -1 <= layer["continuity"]["spearman"] <= 1
+    # The claim metrics: every pair of classes, for each analysed launch.
+    assert "nearest-neighbour" in latent["separability_method"]
+    record = latent["separability"]["bottleneck"]["all"]["pca"]
+    assert record["launches"] == [1, 2] and set(record["pairs"]) == {"1-2", "1-3", "2-3"}
+    assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in record["pairs"].values())
+    assert len(record["apart_class"]) == 2
     assert {p.name for p in (dvc_repo.path / "reports/latent/nn2-wce").iterdir()} == {
         "f1-fit.png", "f1-heldout.png", "scatter-bottleneck.png", "continuity.png"}
     dvc_repo.commit("ran")

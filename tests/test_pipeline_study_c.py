@@ -2,20 +2,23 @@
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 TINY_STUDY_C = {
     "device": "cpu",
     "study_c.seeds": 2,
-    "study_c.batch_size": 64,
-    "study_c.warmup_steps": 2,
-    "study_c.architectures.fc": {"ae_epochs": 1, "head_epochs": 1, "classifier_epochs": 2, "lr": 0.01},
-    "study_c.architectures.conv": {"ae_epochs": 1, "head_epochs": 1, "classifier_epochs": 2, "lr": 0.01},
+    "study_c.patience": 1,
+    "study_c.head_batch_size": 64,
+    "study_c.architectures.fc": {"batch_size": 64, "ae_max_epochs": 1, "head_max_epochs": 2,
+                                 "head_max_epochs_erasing": 2, "classifier_max_epochs": 2},
+    "study_c.architectures.conv": {"batch_size": 64, "ae_max_epochs": 1, "head_max_epochs": 2,
+                                   "head_max_epochs_erasing": 2, "classifier_max_epochs": 2},
 }
 # Two of the four cells cover both architectures, both augmentations and every code path of the stage; the
 # other two differ only in their matrix values (tests/test_dvc_yaml.py checks what every cell declares).
 CELLS = ("fc-none", "conv-erasing")
-
+REGIMES = ("frozen", "fine_tuned", "scratch")
 
 
 @pytest.mark.e2e
@@ -33,33 +36,44 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
     assert source["source"] == "offline copy" and source["location"] == str(npz.resolve())
     assert source["sha256"] == {"mnist.npz": hashlib.sha256(npz.read_bytes()).hexdigest()}
     assert (source["train"], source["val"], source["test"]) == (500, 100, 200)
+    y_test = np.load(repo.path / "data/mnist/y_test.npy")
 
     for cell in CELLS:
         m = repo.json(f"metrics/study_c/{cell}.json")
-        assert m["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and m["seconds"] > 0
-        for regime in ("frozen", "fine_tuned", "scratch"):
+        assert m["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and "seconds" not in m
+        for regime in REGIMES:
             for metric in ("test_accuracy", "test_macro_f1"):
                 s = m[regime][metric]
                 assert len(s["values"]) == 2 and s["min"] <= s["mean"] <= s["max"] and s["std"] is not None
-            assert len(m[regime]["mean_val_accuracy_curve"]) == (1 if regime == "frozen" else 2)
-            assert len(m["per_seed"][0][regime]["val_loss_curve"]) == len(m[regime]["mean_val_accuracy_curve"])
-        assert m["settings"]["classifier_epochs"] == 2 and m["settings"]["batch_size"] == 64
+            for run in (r[regime] for r in m["per_seed"]):
+                # Early stopping: the kept epoch is the one with the lowest validation loss, within the cap.
+                assert run["max_epochs"] == 2 and 1 <= run["epoch_kept"] <= run["epochs_run"] <= 2
+                assert run["val_loss_curve"][run["epoch_kept"] - 1] == min(run["val_loss_curve"])
+                assert run["hit_cap"] == (run["epochs_run"] == 2 and run["epoch_kept"] == 2)
+        assert m["settings"]["batch_size"] == 64 and m["patience"] == 1
         assert (m["settings"]["augment"] is None) == cell.endswith("-none")
         assert (repo.path / f"reports/study_c/{cell}-reconstructions.png").stat().st_size > 1000
-        curve = repo.path / f"metrics/study_c/live/{cell}/plots/metrics/seed1/scratch/val_accuracy.tsv"
-        assert len(curve.read_text().splitlines()) == 1 + 2          # header + one row per epoch
-    # `dvc plots` sees the per-epoch curves.
-    plots = repo.dvc("plots", "show", "--json", env=env).stdout
-    assert "seed0/fine_tuned/val_accuracy" in plots
+        assert (repo.path / f"metrics/study_c/live/{cell}/plots/metrics/seed1/scratch/val_accuracy.tsv").exists()
+        timing = repo.json(f"metrics/timing/study_c@{cell}.json")
+        assert timing["seconds"] > 0 and len(timing["per_seed"]) == 2
 
-    # Erasing settings and one architecture's schedule touch only their own cells.
+        # Every seed's test predictions, row k for seeds[k]; they reproduce the accuracy in the metrics.
+        with np.load(repo.path / f"data/study_c/predictions/{cell}.npz") as saved:
+            assert saved["y_test"].dtype == np.uint8 and np.array_equal(saved["y_test"], y_test)
+            assert saved["seeds"].tolist() == [0, 1]
+            for regime in REGIMES:
+                assert saved[regime].shape == (2, len(y_test)) and saved[regime].dtype == np.uint8
+                accuracy = (saved[regime] == saved["y_test"]).mean(axis=1)
+                assert np.allclose(accuracy, m[regime]["test_accuracy"]["values"])
+
+    # Erasing settings and one architecture's caps touch only their own cells.
     repo.commit("baseline")
     repo.set_params(**{"study_c.augmentations.erasing.scale": [0.1, 0.2],
-                       "study_c.architectures.fc.lr": 0.02})
+                       "study_c.architectures.fc.ae_max_epochs": 3})
     status = repo.dvc("status", "--json", env=env).stdout
     changed = {k for k in json.loads(status) if k.startswith("study_c@") and k.split("@")[1] in CELLS}
     assert changed == {"study_c@fc-none", "study_c@conv-erasing"}
-    repo.set_params(**{"study_c.architectures.fc.lr": 0.01})
+    repo.set_params(**{"study_c.architectures.fc.ae_max_epochs": 1})
     changed = {k for k in json.loads(repo.dvc("status", "--json", env=env).stdout) if k.split("@")[-1] in CELLS}
     assert changed == {"study_c@conv-erasing"}
 

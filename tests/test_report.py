@@ -1,62 +1,33 @@
-"""The report: built from a fake metrics tree (never the real pipeline), read as a reader would read it
-(headless Chromium opening the HTML from disk), and rerendered when a metrics value changes."""
+"""The report: built from a fabricated metrics tree in the formats of the metrics contract (never the real
+pipeline), read as a reader would read it (headless Chromium opening the HTML from disk), and rerendered when a
+metrics value changes. Published values come from references.yaml, never from this file."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from latentspace.report import run_identity, stage_times, write_report, write_stage_times
+import fake_metrics as fake
+from fake_metrics import put_json, put_png
+from latentspace.headline import headline, headline_paths
+from latentspace.report.appendix import run_identity, stage_times
+from latentspace.report.build import write_report, write_stage_times
+from latentspace.report.glance_figures import FIGURES, GLANCE_DIR
+from latentspace.verdicts import context, evaluate, load_references
+from latentspace.verdicts_base import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("nn1-wce", "nn1-dice", "nn2-wce", "nn2-dice", "nn3-wce", "nn3-dice")
+SIZES = [16, 32, 256, 512]
 
 
-# --- a fake project: params.yaml, metrics and figures of every study ---------------------------------
-
-def tiny_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A valid PNG of one colour, written with the standard library only."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-def put_json(root: Path, rel: str, data) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(data))
-
-
-def put_png(root: Path, rel: str, rgb=(47, 93, 138)) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(tiny_png(60, 30, rgb))
-
-
-def fake_study_b(root: Path, sizes: list[int]) -> None:
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    for i, h in enumerate(sizes):
-        put_json(root, f"metrics/study_b/sizes/ae-{h}.json",
-                 {"hidden": h, "test_mse": 0.05 - 0.005 * i, "val_mse": 0.051 - 0.005 * i, "seconds": 10.0 + i})
-        put_json(root, f"metrics/study_b/sizes/probe-{h}.json",
-                 {"hidden": h, "train_accuracy": 0.4 + 0.01 * i, "val_accuracy": 0.39, "test_accuracy": 0.38 + 0.01 * i,
-                  "test_macro_f1": 0.37 + 0.01 * i, "best_epoch": 3, "epochs": 4,
-                  "per_class": {c: {"precision": 0.3 + 0.01 * k, "recall": 0.2} for k, c in enumerate(classes)},
-                  "confusion": [[1] * 10] * 10, "seconds": 2.5})
-        put_png(root, f"reports/study_b/probe-{h}-confusion.png")
-        put_png(root, f"reports/study_b/ae-{h}-reconstructions.png")
-    put_png(root, "reports/study_b/summary.png")
-    put_json(root, "metrics/study_b/summary.json", {"best_probe_hidden": sizes[-1], "seconds": 0.4})
-
+# --- a fake project: params.yaml, references, metrics, verdicts and figures of every study --------------------
 
 def _stat(lo: int, hi: int, mean: float, std: float) -> dict:
     return {"min": lo, "max": hi, "mean": mean, "std": std}
@@ -91,73 +62,6 @@ def fake_study_a_data(root: Path) -> None:
         put_png(root, f"reports/eda/{name}.png")
 
 
-SEG_MODELS = [("nn1", "wce", 21052), ("nn2", "dice", 61880), ("nn3", "focal", 11216), ("baseline", None, 0)]
-SEG_CLASSES = ("background", "class1", "class2", "class3")
-
-
-def fake_segmentation(root: Path) -> None:
-    """The contract of metrics/segmentation/<net>-<loss>.json and baseline.json."""
-    for i, (net, loss, params) in enumerate(SEG_MODELS):
-        name = net if loss is None else f"{net}-{loss}"
-        put_json(root, f"metrics/segmentation/{name}.json", {
-            "net": net, "loss": loss, "parameters": params, "pixel_accuracy": 0.9123 - 0.01 * i,
-            "iou": {c: 0.81 + 0.01 * k - 0.02 * i for k, c in enumerate(SEG_CLASSES)},
-            "dice": {c: 0.89 + 0.01 * k - 0.02 * i for k, c in enumerate(SEG_CLASSES)},
-            "mean_iou": 0.8345 - 0.02 * i, "mean_dice": 0.9012 - 0.02 * i,
-            "mean_iou_rectangles": 0.7811 - 0.02 * i, "mean_dice_rectangles": 0.8611 - 0.02 * i,
-            "confusion_matrix": [[9000 + i, 10, 20, 30], [5, 800, 3, 2], [7, 1, 700, 4], [9, 2, 6, 650]],
-            "train_images": 256, "val_images": 32, "test_images": 64, "epochs": 3, "best_epoch": 2,
-            "train_images_per_second": 1234.5, "device": "cpu", "precision": "fp32", "delta": 15,
-            "seconds": 20.0 + i})
-        put_png(root, f"reports/segmentation/{name}-predictions.png")
-    # dvclive's per-epoch folder sits beside the records and is not a model.
-    put_json(root, "metrics/segmentation/live/nn1-wce/metrics.json", {"step": 2, "val_loss": 0.3})
-
-
-LATENT_NETS = [("nn1", "wce", ["pool3", "conv4"]), ("nn2", "dice", ["bottleneck"])]
-
-
-def _compactness(base: float) -> dict:
-    fit = {str(c): round(base + 0.01 * c, 4) for c in (1, 2, 3)}
-    held = {str(c): round(base - 0.05 + 0.01 * c, 4) for c in (1, 2, 3)}
-    return {"f1_fit": fit, "f1_heldout": held, "f1_fit_mean": sum(fit.values()) / 3,
-            "f1_heldout_mean": sum(held.values()) / 3, "silhouette": round(base - 0.5, 4),
-            "within_between_ratio": round(1.2 - base, 4)}
-
-
-def fake_latent(root: Path) -> None:
-    """The formats of stages/generate_probe_sets.py and stages/latent_analysis.py."""
-    put_json(root, "metrics/latent/probe_sets.json", {
-        "probe_sets": {variant: {
-            "variant": variant, "images": 30, "per_class": {"1": 10, "2": 10, "3": 10},
-            "factor_ranges": {f: {c: ([10, 20] if (f in "RGB" or variant == "all") else [32, 32]) for c in "123"}
-                              for f in ("R", "G", "B", "w", "h", "xc", "yc")},
-            "distinct_values": {}} for variant in ("color", "all")},
-        "image_size": 64, "delta": 15, "contained": True, "seconds": 0.4})
-    for n, (net, loss, layers) in enumerate(LATENT_NETS):
-        name = f"{net}-{loss}"
-        rec_layers = {}
-        for l, layer in enumerate(layers):
-            probe_sets = {}
-            for v, variant in enumerate(("color", "all")):
-                base = 0.9 - 0.1 * n - 0.03 * l - 0.02 * v
-                probe_sets[variant] = {"raw": _compactness(base),
-                                       "pca": {"16": _compactness(base - 0.01), "2": _compactness(base - 0.2)},
-                                       "umap": {"16": _compactness(base - 0.02), "2": _compactness(base - 0.1)}}
-            rec_layers[layer] = {"code_dim": 2048 // (l + 1), "probe_sets": probe_sets,
-                                 "continuity": {"spearman": 0.4321 - 0.1 * n - 0.01 * l,
-                                                "spearman_within_class": {"1": 0.61, "2": 0.62, "3": 0.63},
-                                                "spearman_within_class_mean": 0.62, "connected_fraction": 0.34,
-                                                "components": 3, "n": 30, "k": 5}}
-            put_png(root, f"reports/latent/{name}/scatter-{layer}.png")
-        put_json(root, f"metrics/latent/{name}.json", {
-            "net": net, "loss": loss, "probe_sets": ["color", "all"], "images_per_set": {"color": 30, "all": 30},
-            "dims": [16, 2], "reducers": ["pca", "umap"], "classifier": "linear SVM", "layers": rec_layers,
-            "device": "cpu", "seconds_by_step": {"codes": 0.1}, "seconds": 5.0 + n})
-        for fig in ("f1-fit", "f1-heldout", "continuity"):
-            put_png(root, f"reports/latent/{name}/{fig}.png")
-
-
 def fake_datasets(root: Path) -> None:
     """The format of stages/prepare_dataset.py."""
     for name, sha, (train, val) in (("mnist", "06af5dfe" * 8, (50000, 10000)), ("cifar10", "c58f30108" * 7, (45000, 5000))):
@@ -167,39 +71,54 @@ def fake_datasets(root: Path) -> None:
             "split": "seeded permutation", "split_seed": 0, "seconds": 0.36})
 
 
-STUDY_C_CELLS = [(a, g) for a in ("fc", "conv") for g in ("none", "erasing")]
-STUDY_C_REGIMES = ("frozen", "fine_tuned", "scratch")
+def fake_latent_probe_sets(root: Path) -> None:
+    put_json(root, "metrics/latent/probe_sets.json", {
+        "probe_sets": {variant: {
+            "variant": variant, "images": 30, "per_class": {"1": 10, "2": 10, "3": 10},
+            "factor_ranges": {f: {c: ([10, 20] if (f in "RGB" or variant == "all") else [32, 32]) for c in "123"}
+                              for f in ("R", "G", "B", "w", "h", "xc", "yc")}} for variant in ("color", "all")},
+        "image_size": 64, "delta": 15, "contained": True})
 
 
-def fake_study_c(root: Path, seeds: int = 3) -> None:
-    """The format of stages/study_c.py (pretraining.summarize over per-seed records)."""
-    from latentspace.pretraining import summarize
-    for c, (arch, augment) in enumerate(STUDY_C_CELLS):
-        per_seed = []
-        for s in range(seeds):
-            rec = {"seed": s, "autoencoder": {"val_mse": 0.02, "test_mse": 0.021 + 0.001 * s, "best_epoch": 3,
-                                              "train_images_per_second": 5000.0, "seconds": 3.0}}
-            for r, regime in enumerate(STUDY_C_REGIMES):
-                rec[regime] = {"test_accuracy": round(0.9 + 0.02 * r + 0.005 * c + 0.001 * s * (1 + r), 6),
-                               "test_macro_f1": round(0.89 + 0.02 * r + 0.005 * c + 0.001 * s, 6),
-                               "best_epoch": 2, "best_val_loss": 0.3, "best_val_accuracy": 0.9,
-                               "train_images_per_second": 9000.0, "seconds": 2.0}
-            per_seed.append(rec)
-        put_json(root, f"metrics/study_c/{arch}-{augment}.json", {
-            "arch": arch, "augment": augment, "seeds": list(range(seeds)), **summarize(per_seed), "per_seed": per_seed,
-            "epochs": {"autoencoder": 3, "frozen": 3, "fine_tuned": 3, "scratch": 3},
-            "train_images": 50000, "val_images": 10000, "test_images": 10000, "device": "cpu", "precision": "fp32",
-            "seconds": 30.0 + c})
-        put_png(root, f"reports/study_c/{arch}-{augment}-reconstructions.png")
+def fake_studies(root: Path, refs: dict) -> None:
+    """Every study in the contract's formats: Study A per (net, loss) over two launches, Study B over three
+    seeds, Study C at the published accuracies (+ a seed jitter)."""
+    counts = refs["facts"]["study_a_parameters"]["values"]
+    fake.segmentation(root, {m: {"parameters": counts[m.split("-")[0]], "mean_iou": 0.8 + 0.01 * i}
+                             for i, m in enumerate(MODELS)})
+    fake.baseline(root, 0.6543)
+    for i, m in enumerate(MODELS):
+        fake.latent(root, m, {"1-2": [0.99, 0.98], "1-3": [0.97, 0.96], "2-3": [0.7 + 0.01 * i, 0.72]},
+                    layer="pool3" if m.startswith("nn1") else "bottleneck")
+    published = refs["facts"]["study_b_probe_accuracy"]["values"]
+    fake.study_b(root, {h: [published.get(h, 0.3 + 0.01 * i) + d for d in (-0.001, 0.0, 0.001)]
+                        for i, h in enumerate(SIZES)},
+                 {h: [0.02 / (i + 1), 0.021 / (i + 1)] for i, h in enumerate(SIZES)})
+    fake.study_c_near_published(root, refs)
 
 
-def fake_all(root: Path, study_b_sizes: list[int]) -> None:
+def write_verdicts(root: Path) -> dict:
+    """What the verdicts stage writes, from the fake metrics."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    ctx = context(root, params, load_references(root / "references.yaml"))
+    result = evaluate(ctx)
+    put_json(root, "metrics/verdicts.json", result)
+    for name, path in headline_paths(root).items():
+        put_json(root, path.relative_to(root).as_posix(), headline(ctx, result)[name])
+    return result
+
+
+def fake_all(root: Path) -> None:
+    for name in ("references.yaml", "paper_scale.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    refs = fake.references()
     fake_study_a_data(root)
-    fake_segmentation(root)
-    fake_latent(root)
+    fake_latent_probe_sets(root)
     fake_datasets(root)
-    fake_study_b(root, study_b_sizes)
-    fake_study_c(root)
+    fake_studies(root, refs)
+    write_verdicts(root)
+    for i, stage in enumerate(("train_segmentation@nn1-wce", "study_c@fc-none", "verdicts")):
+        fake.timing(root, stage, 10.0 + i)
 
 
 @pytest.fixture
@@ -208,29 +127,21 @@ def project(tmp_path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["study_b"]["hidden_sizes"] = [16, 32]
+    params["study_b"]["hidden_sizes"] = SIZES
+    params["segmentation"]["losses"] = ["wce", "dice"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    fake_all(root, [16, 32])
+    fake_all(root)
     return root
 
 
-def render(root: Path, env: dict | None = None) -> tuple[str, str]:
-    write_report(root, root / "reports/report.md", root / "reports/report.html", env=env or {})
+def render(root: Path, env: dict | None = None, figures: bool = False) -> tuple[str, str]:
+    """The report's Markdown and HTML; the key figures are drawn only where a test looks at them (matplotlib
+    takes seconds)."""
+    write_report(root, root / "reports/report.md", root / "reports/report.html", env=env or {}, figures=figures)
     return (root / "reports/report.md").read_text(), (root / "reports/report.html").read_text()
 
 
 # --- content ------------------------------------------------------------------------------------------
-
-def test_a_changed_metrics_value_changes_the_report(project):
-    md, html = render(project)
-    assert "0.3812" not in md
-    probe = json.loads((project / "metrics/study_b/sizes/probe-32.json").read_text())
-    probe["test_accuracy"] = 0.3812
-    put_json(project, "metrics/study_b/sizes/probe-32.json", probe)
-    md2, html2 = render(project)
-    assert "0.3812" in md2 and "0.3812" in html2
-    assert md2 != md
-
 
 def section(md: str, title: str) -> str:
     """The Markdown of the section whose heading starts with `title`, up to the next heading of its level."""
@@ -251,58 +162,86 @@ def table_row(md: str, *first_cells: str) -> list[str]:
     raise AssertionError(f"no table row starting with {first_cells}")
 
 
-def test_every_study_shows_its_tables_figures_data_and_parameters(project):
+def test_the_report_opens_with_the_verdicts_and_ends_with_the_appendix(project):
+    md, html = render(project, figures=True)
+    headings = re.findall(r"^## (.+)$", md, re.M)
+    assert headings[0] == "Reproduction at a glance"
+    studies = [i for i, h in enumerate(headings) if h.startswith("Study ")]
+    appendix = [i for i, h in enumerate(headings) if h.startswith("Appendix")]
+    assert len(studies) == 3 and len(appendix) == 4 and max(studies) < min(appendix)
+    glance = section(md, "Reproduction at a glance")
+    verdicts = json.loads((project / "metrics/verdicts.json").read_text())
+    rows = [line for line in glance.splitlines() if line.startswith("| ") and line.rstrip().endswith(
+        tuple(f"| {v} |" for v in VERDICTS))]
+    assert len(rows) == len(verdicts["claims"])
+    # Published and measured as the references and the metrics say.
+    refs = fake.references()
+    pub = refs["facts"]["study_c_test_scores"]["values"]["conv-none"]["scratch"]["test_accuracy"]
+    row = table_row(glance, "Test accuracy of conv-none scratch as published.")
+    claim = next(c for c in verdicts["claims"] if c["id"] == "c-cells.conv-none.scratch")
+    assert row[1] == f"{pub:.4f}" and row[2].startswith(f"{claim['measured']['test_accuracy']['mean']:.4g}")
+    assert row[3] == claim["verdict"]
+    nn2 = table_row(glance, "NN2 has the original Keras net's parameter count.")
+    assert nn2[1] == nn2[2] == f"{refs['facts']['study_a_parameters']['values']['nn2']:,}"
+    # One sentence per study, then the three key figures, all before the first study's detail.
+    for study in ("Study A (rectangles", "Study B (CIFAR-10", "Study C (MNIST"):
+        assert study in glance
+    assert "colour baseline" in glance and "0.654" in glance
+    for name in FIGURES:
+        assert f"glance/{name}" in glance and (project / GLANCE_DIR / name).stat().st_size > 5000
+    # Provenance, parameters and stage times are in the appendix only.
+    assert "`delta` | 15" in section(md, "Appendix A") and "`verdicts.clean_pair` | 0.95" in section(md, "Appendix A")
+    assert "06af5dfe" in section(md, "Appendix B") and "06af5dfe" not in section(md, "Study C")
+    assert "`train`" in section(md, "Appendix B")
+    assert "`study_c@fc-none` | 11.0" in section(md, "Appendix D")
+    assert "McNemar" in section(md, "Appendix C") or "paired t" in section(md, "Appendix C")
+    # The HTML puts the table of contents after the glance.
+    assert html.index("Reproduction at a glance") < html.index("<nav>")
+
+
+def test_every_study_shows_its_spread_over_launches_and_seeds(project):
     md, html = render(project)
     a = section(md, "Study A")
-    # A1: each sample's seed; A2: both EDA samples side by side.
-    assert table_row(a, "`train`")[:3] == ["`train`", "256", "64"]
-    assert table_row(a, "background fraction of the pixels") == ["background fraction of the pixels", "0.5598", "0.6998"]
-    assert table_row(a, "classes 1-2") == ["classes 1-2", "0.502", "0.442"]
-    assert table_row(a, "class 2 G")[1] == "197–227 (mean 212)"
-    assert table_row(a, "w")[2] == "22.53 ± 18.4 (1–64)"
-    # A3: nets against the baseline, per-class scores, confusion matrices.
-    assert table_row(a, "nn2 / dice")[:4] == ["nn2 / dice", "61880", "0.9023", "0.8145"]
-    assert table_row(a, "baseline")[:3] == ["baseline", "0", "0.8823"]
-    assert "| true background | 9001 (0.993) |" in section(a, "A3. Confusion")
-    # A4: probe sets, compactness at raw and the smallest dimension, continuity.
-    assert table_row(a, "`color`", "30")[2] == "R, G, B"
-    assert table_row(a, "`conv4`", "`all`", "PCA 2")[3:5] == ["0.66 / 0.67 / 0.68", "0.61 / 0.62 / 0.63"]
-    assert table_row(a, "nn2 / dice", "`bottleneck`")[2] == "0.332"
-    assert "latent/nn1-wce/scatter-conv4.png" in a and "segmentation/baseline-predictions.png" in a
-    assert "eda/examples-eda_contained.png" in a
-    assert "`latent.knn` | 10" in section(a, "Parameters")
-    assert "`segmentation/nn3-focal` | 22.0" in section(a, "Stage times")
-    # Study C: all 12 cells with their seed count and spread, and the paired regime differences.
+    # nn1-dice: launches at 0.81 and 0.82 -> mean 0.815, sample std 0.0071.
+    assert table_row(a, "nn1 / dice")[:5] == ["nn1 / dice", str(fake.references()["facts"]["study_a_parameters"]
+                                                                  ["values"]["nn1"]), "2", "0.865 ± 0.0071",
+                                               "0.815 ± 0.0071"]
+    assert table_row(a, "baseline")[:5] == ["baseline", "0", "1", "0.6543", "0.6543"]
+    assert table_row(section(a, "A4. Separability"), "nn3 / wce")[4:8] == ["0.985 ± 0.0071", "0.965 ± 0.0071",
+                                                                          "0.73 ± 0.014", "2"]
+    assert "| true background | 1800 (0.938) |" in section(a, "A3. Confusion")
     c = section(md, "Study C")
     assert len([line for line in section(c, "Test accuracy").splitlines()
                 if re.match(r"\| (fc|conv) \| (none|erasing) \| (frozen|fine-tuned|scratch) \|", line)]) == 12
-    assert table_row(c, "conv", "erasing", "fine-tuned") == ["conv", "erasing", "fine-tuned", "3", "0.937 ± 0.002",
-                                                             "0.935–0.939", "0.926 ± 0.001"]
-    assert table_row(c, "fc", "none", "-0.021 ± 0.001")[3:] == ["0.021 ± 0.001", "-0.042 ± 0.002"]
-    assert "study_c/conv-none-reconstructions.png" in c
-    assert "`06af5dfe06af5dfe" in section(c, "Data") and "cifar10" not in section(c, "Data")
-    assert "`study_c.seeds` | 3" in section(c, "Parameters") and "study_b" not in section(c, "Parameters")
-    assert "`study_c/fc-erasing` | 31.0" in section(c, "Stage times")
+    # Kept epoch per seed (5 - seed) and the seeds that kept the last allowed epoch.
+    assert table_row(c, "conv", "erasing", "scratch", "5") == ["conv", "erasing", "scratch", "5", "5, 4, 3", "1/3"]
+    assert table_row(c, "fc", "none", "autoencoder", "2") == ["fc", "none", "autoencoder", "2", "2, 2, 2", "3/3"]
     b = section(md, "Study B")
-    assert "c58f30108" in section(b, "Data") and "`study_b.ae_epochs` | 4" in section(b, "Parameters")
-    # The dvclive folder beside the segmentation records is not a model.
-    assert "live" not in section(a, "A3. Segmentation")
-    # Every figure of every study is in the HTML, embedded.
+    assert table_row(b, "256")[:2] == ["256", "3"]
+    assert "summary.png" in b
     figures = sorted((project / "reports").rglob("*.png"))
     assert html.count('<img src="data:image/png;base64,') == len(figures)
     assert "Not available" not in md and "Could not be built" not in md
 
 
+def test_a_changed_metrics_value_changes_the_report(project):
+    md, html = render(project)
+    assert "0.3812" not in md
+    rec = json.loads((project / "metrics/study_b/summary.json").read_text())
+    rec["by_hidden"]["32"]["probe_test_accuracy_values"] = [0.3812]
+    put_json(project, "metrics/study_b/summary.json", rec)
+    md2, html2 = render(project)
+    assert "0.3812" in section(md2, "Study B") and "0.3812" in html2
+
+
 @pytest.mark.parametrize("rel, path, value, study", [
     ("metrics/eda/summary.json", ["eda_contained", "background_fraction"], 0.6125, "Study A"),
-    ("metrics/eda/generate/train.json", ["seed"], 987654321, "Study A"),
-    ("metrics/segmentation/nn1-wce.json", ["iou", "class2"], 0.5432, "Study A"),
-    ("metrics/segmentation/baseline.json", ["confusion_matrix", 2, 2], 123457, "Study A"),
+    ("metrics/segmentation/nn1-wce.json", ["per_launch", 0, "best_epoch"], 987, "Study A"),
     ("metrics/latent/nn2-dice.json", ["layers", "bottleneck", "probe_sets", "all", "umap", "2", "silhouette"],
      0.777, "Study A"),
-    ("metrics/latent/nn1-wce.json", ["layers", "conv4", "continuity", "spearman"], 0.135, "Study A"),
     ("metrics/study_c/fc-erasing.json", ["autoencoder", "test_mse", "values"], [0.0123, 0.0123, 0.0123], "Study C"),
-    ("metrics/datasets/mnist.json", ["sha256", "mnist.npz"], "feedc0de" * 8, "Study C"),
+    ("metrics/eda/generate/train.json", ["seed"], 987654321, "Appendix B"),
+    ("metrics/datasets/mnist.json", ["sha256", "mnist.npz"], "feedc0de" * 8, "Appendix B"),
 ])
 def test_a_changed_value_in_any_study_changes_its_section(project, rel, path, value, study):
     md, _ = render(project)
@@ -318,65 +257,53 @@ def test_a_changed_value_in_any_study_changes_its_section(project, rel, path, va
     assert shown in section(md2, study) and shown in html2
 
 
-def test_study_c_spread_is_recomputed_from_the_seeds(project):
-    """The table shows what the seeds' values say (mean ± sample std), and how many seeds there were."""
-    rel = "metrics/study_c/conv-none.json"
-    data = json.loads((project / rel).read_text())
-    data["scratch"]["test_accuracy"]["values"] = [0.95, 0.97]
-    put_json(project, rel, data)
-    md, _ = render(project)
-    row = table_row(section(md, "Study C"), "conv", "none", "scratch")
-    assert row[3:5] == ["2", "0.96 ± 0.014"]
-
-
 def test_a_study_not_run_yet_is_a_note_and_the_others_still_render(project):
     shutil.rmtree(project / "metrics/segmentation")
     shutil.rmtree(project / "metrics/study_c")
-    md, _ = render(project)
+    write_verdicts(project)
+    md, _ = render(project, figures=True)
     a = section(md, "Study A")
     assert "Not available yet: no metrics under `metrics/segmentation/`" in section(a, "A3. Segmentation")
-    assert "0.5598" in section(a, "A2.") and "0.332" in section(a, "A4. Continuity")
+    assert "0.5598" in section(a, "A2.")
     assert "Not available yet" in section(md, "Study C")
-    assert "0.38" in section(md, "Study B")
+    assert "0.3" in section(md, "Study B")
+    glance = section(md, "Reproduction at a glance")
+    assert table_row(glance, "Test accuracy of fc-none frozen as published.")[2:] == ["–", "not run"]
+    # The key figure of a study that has not run says so; it still exists (an out of the report stage).
+    assert (project / GLANCE_DIR / "study_c.png").stat().st_size > 1000
 
 
 def test_a_record_in_an_unexpected_format_is_named_not_fatal(project):
     put_json(project, "metrics/latent/nn1-wce.json", {"net": "nn1", "loss": "wce"})
     md, _ = render(project)
     assert "Could not be built" in section(md, "A4. Latent") and "'layers'" in section(md, "A4. Latent")
-    assert "0.8145" in section(md, "A3. Segmentation")
+    assert "0.815" in section(md, "A3. Segmentation")
+    # The key figure of a study whose metrics it cannot read says so; the report still renders.
+    put_json(project, "metrics/study_b/summary.json", {"by_hidden": {"16": {"test_mse": 0.01}}})
+    md, _ = render(project, figures=True)
+    assert table_row(section(md, "Study B"), "16")[2:5] == ["0.01", "–", "–"]
+    assert (project / GLANCE_DIR / "study_b.png").exists()
 
 
-def test_every_study_without_metrics_says_so(tmp_path):
+def test_nothing_run_yet_renders_with_notes(tmp_path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    md, html = render(tmp_path)
-    assert md.count("Not available yet") >= 1
-    assert "No dataset record" in md
-    assert "No stage has written its metrics yet" in md
+    md, html = render(tmp_path, figures=True)
+    assert "No verdicts yet" in section(md, "Reproduction at a glance")
+    assert md.count("Not available yet") >= 3
+    assert "No stage has written its timing file" in md
     assert 'class="note"' in html
+    assert all((tmp_path / GLANCE_DIR / name).exists() for name in FIGURES)
 
 
-def test_a_missing_size_is_named(project):
-    (project / "metrics/study_b/sizes/probe-32.json").unlink()
-    md, _ = render(project)
-    assert "`metrics/study_b/sizes/probe-32.json`" in md
-
-
-def test_stage_times_are_collected_and_named_after_their_stage(project):
-    (project / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
-        "study_b_probe@16": {"outs": [{"path": "metrics/study_b/sizes/probe-16.json"}]}}}))
+def test_stage_times_come_from_the_timing_files(project):
     times = stage_times(project)
-    assert times["study_b_probe@16"]["seconds"] == 2.5
-    assert times["study_b/sizes/ae-32"]["seconds"] == 11.0
-    write_stage_times(project / "metrics/stage_times.json", times, 0.7)
-    record = json.loads((project / "metrics/stage_times.json").read_text())
-    assert record["stages"]["study_b_probe@16"] == 2.5
-    assert record["total_seconds"] == pytest.approx(sum(t["seconds"] for t in times.values()))
-    assert record["seconds"] == 0.7
-    # The record of stage times is not a stage of its own.
-    assert "stage_times" not in stage_times(project)
-    md, _ = render(project)
-    assert "`study_b_probe@16`" in md and "11.0" in md
+    assert times["study_c@fc-none"]["seconds"] == 11.0 and set(times) == {
+        "train_segmentation@nn1-wce", "study_c@fc-none", "verdicts"}
+    fake.timing(project, "report", 99.0)      # the previous run's: replaced by this run's own time
+    record = write_stage_times(project, project / "metrics/stage_times.json", "report", 0.7)
+    assert record == json.loads((project / "metrics/stage_times.json").read_text())
+    assert record["seconds"] == 0.7 and record["stages"]["verdicts"] == 12.0 and "report" not in record["stages"]
+    assert record["total_seconds"] == pytest.approx(10.0 + 11.0 + 12.0 + 0.7)
 
 
 # --- which run made the report ------------------------------------------------------------------------
@@ -422,10 +349,7 @@ def test_dvc_exp_run_report_names_the_experiment_and_its_changes(dvc_repo):
     """Only the report stage, on a fake metrics tree: `dvc exp run -S` must rerun it and list the change."""
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     (dvc_repo.path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"report": pipeline["stages"]["report"]}}))
-    for rel in ("latentspace/report.py", "latentspace/document.py"):
-        (dvc_repo.path / rel).parent.mkdir(exist_ok=True)
-        shutil.copy(ROOT / rel, dvc_repo.path / rel)
-    fake_all(dvc_repo.path, yaml.safe_load((ROOT / "params.yaml").read_text())["study_b"]["hidden_sizes"])
+    fake_all(dvc_repo.path)
     for dep in pipeline["stages"]["report"]["deps"]:
         assert (dvc_repo.path / dep).exists(), f"the fake project lacks the report's dependency {dep}"
     dvc_repo.commit("inputs")
@@ -433,6 +357,10 @@ def test_dvc_exp_run_report_names_the_experiment_and_its_changes(dvc_repo):
     dvc_repo.commit("baseline")
     md = (dvc_repo.path / "reports/report.md").read_text()
     assert "committed baseline" in md
+    # The report, its HTML and the key figures are committed to git, not DVC-cached.
+    tracked = dvc_repo.run("git", "ls-files", "reports", "metrics/stage_times.json").stdout.split()
+    assert {"reports/report.md", "reports/report.html", *(f"{GLANCE_DIR}/{n}" for n in FIGURES),
+            "metrics/stage_times.json"} <= set(tracked)
 
     res = dvc_repo.dvc("exp", "run", "-S", "delta=25", "-n", "wider-colours")
     assert "report" in dvc_repo.ran_stages(res.stdout + res.stderr)
@@ -514,7 +442,7 @@ def test_html_has_no_script_and_no_remote_reference(project):
 
 def test_chromium_opens_the_report_offline_with_every_figure(project, tmp_path):
     browser = find_browser()
-    render(project)
+    render(project, figures=True)
     html_path = project / "reports/report.html"
     result = browse(browser, html_path, tmp_path)
     # Every figure of every study is on the page, and every one of them decoded.
@@ -538,3 +466,43 @@ def test_the_browser_check_catches_a_broken_image_and_a_remote_fetch(tmp_path):
     assert result["broken"] == ["absent.png"]
     assert "https://example.com/a.css" in result["fetched"]
     assert "https://example.com/a.css" in result["page_requests"]
+
+
+# What the first screen shows: where the verdict table starts and ends, and the first verdict it holds.
+GLANCE_PROBE = """<script>
+window.addEventListener('load', function () {
+  var table = document.querySelector('#reproduction-at-a-glance ~ .tablewrap table');
+  var r = table.getBoundingClientRect();
+  var first = table.querySelector('tbody tr');
+  var out = document.createElement('pre');
+  out.id = 'glance-result';
+  out.textContent = JSON.stringify({top: r.top, height: window.innerHeight,
+    first_row_bottom: first.getBoundingClientRect().bottom, badges: table.querySelectorAll('.badge').length});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_the_verdict_table_is_on_the_first_screen(project, tmp_path):
+    browser = find_browser()
+    render(project)
+    page = project / "reports/report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,800",
+             "--host-resolver-rules=MAP * ~NOTFOUND"]
+    probe = page.with_name("glance.probe.html")
+    probe.write_text(page.read_text().replace("</body>", GLANCE_PROBE + "</body>"))
+    dom = subprocess.run([browser, *flags, f"--user-data-dir={tmp_path / 'p1'}", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=60)
+    found = re.search(r'<pre id="glance-result">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    where = json.loads(found.group(1))
+    assert where["top"] < where["height"] / 2 and where["first_row_bottom"] < where["height"], where
+    assert where["badges"] == len(json.loads((project / "metrics/verdicts.json").read_text())["claims"])
+    # The screenshot of the first screen shows the green badges of reproduced claims.
+    shot = tmp_path / "first-screen.png"
+    subprocess.run([browser, *flags, f"--user-data-dir={tmp_path / 'p2'}", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=60)
+    import matplotlib.image
+    pixels = (matplotlib.image.imread(shot)[..., :3] * 255).round().astype(int)
+    green = ((pixels == (0xd4, 0xef, 0xdf)).all(axis=-1)).sum()
+    assert pixels.shape[:2] == (800, 1280) and green > 500, green

@@ -47,9 +47,10 @@ def test_training_really_reduces_reconstruction_loss():
     torch.manual_seed(0)
     model = cae.build_autoencoder(16, (8, 16))
     before = evaluate_loss(model, data["x_test"], None, cae.reconstruction_mse)
-    result = cae.train_autoencoder(model, data["x_train"], data["x_val"], data["x_test"], epochs=8, batch_size=16)
-    assert len(result.fit.history) == 8
-    assert all("test_mse" in r and "val_loss" in r for r in result.fit.history)
+    result = cae.train_autoencoder(model, data["x_train"], data["x_val"], data["x_test"], max_epochs=8,
+                                   patience=8, batch_size=16)
+    assert len(result.fit.history) == 8 and result.fit.max_epochs == 8
+    assert all("val_loss" in r for r in result.fit.history)
     assert result.test_mse < 0.5 * before
     assert result.fit.history[-1]["train_loss"] < result.fit.history[0]["train_loss"]
     assert result.val_mse == min(r["val_loss"] for r in result.fit.history)
@@ -62,7 +63,10 @@ def test_probe_leaves_encoder_bit_identical_and_confusion_counts_the_test_set():
     model = cae.build_autoencoder(32, (4, 8))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     names = ("a", "b", "c", "d")
-    result = cae.train_probe(model, data, epochs=15, batch_size=16, lr=1e-2, class_names=names)
+    codes = cae.encode_splits(model, data)
+    labels = {s: data[f"y_{s}"] for s in ("train", "val", "test")}
+    result = cae.train_probe(codes, labels, max_epochs=15, patience=15, batch_size=16, lr=1e-2, class_names=names,
+                             standardize=True)
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -70,6 +74,7 @@ def test_probe_leaves_encoder_bit_identical_and_confusion_counts_the_test_set():
     assert result.confusion.sum() == len(arrays["y_test"])
     assert np.array_equal(result.confusion.sum(axis=1), np.bincount(arrays["y_test"], minlength=4))
     assert len(result.fit.history) == 15 and "train_accuracy" in result.fit.history[0]
+    assert result.val_accuracy == result.fit.history[result.fit.best_epoch]["val_accuracy"]
     # The colour classes stay separable through a random encoder: the probe must beat chance (0.25) by far.
     assert result.test_accuracy > 0.6
     assert set(result.report["per_class"]) == set(names)
@@ -123,3 +128,26 @@ def test_figures_render(tmp_path):
             for h in (16, 32)]
     save_figure(tmp_path / "summary.png", cae.summary_figure(rows))
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("grid.png", "cm.png", "summary.png"))
+
+
+def test_jpeg_roundtrip_keeps_shape_and_changes_pixels_a_little():
+    x, _ = colour_images(4, 2, seed=0)
+    once = cae.jpeg_roundtrip(x, 75)
+    assert once.shape == x.shape and once.dtype == np.uint8
+    diff = np.abs(once.astype(int) - x.astype(int)).mean()
+    assert 0 < diff < 20
+    assert np.abs(cae.jpeg_roundtrip(x, 95).astype(int) - x.astype(int)).mean() < diff
+
+
+def test_validation_subset_and_run_tags():
+    data = cae.cifar_on_device(tiny_splits(), torch.device("cpu"), val_size=10, seed=3)
+    assert len(data["x_val"]) == len(data["y_val"]) == 10 and len(data["x_test"]) == 40
+    assert cae.run_tag(256) == "256" and cae.run_tag(256, 1) == "256-s1"
+
+
+def test_a_second_jpeg_round_trip_on_a_shifted_grid_compresses_afresh():
+    x, _ = colour_images(8, 2, seed=1)
+    once = cae.jpeg_roundtrip(x, 75, grid_shift=0)
+    same_grid = np.abs(cae.jpeg_roundtrip(once, 75, grid_shift=0).astype(int) - once.astype(int)).mean()
+    shifted = np.abs(cae.jpeg_roundtrip(once, 75, grid_shift=4).astype(int) - once.astype(int)).mean()
+    assert shifted > 3 * same_grid

@@ -19,7 +19,8 @@ def data(tiny_datasets_dir):
 
 
 def settings(augment=None, **kw):
-    base = dict(ae_epochs=2, head_epochs=2, classifier_epochs=2, batch_size=50, ae_lr=3e-3, lr=3e-3)
+    base = dict(ae_max_epochs=2, head_max_epochs=2, classifier_max_epochs=2, patience=10, batch_size=50,
+                head_batch_size=50, ae_lr=3e-3, lr=3e-3)
     return pt.Settings(**{**base, **kw}, augment=augment)
 
 
@@ -55,7 +56,7 @@ def test_frozen_regime_leaves_the_encoder_bit_identical(data, augment):
     assert _equal(_state(model.encoder), before)
     assert _equal(_state(autoencoder.encoder), before)
     assert not _equal(_state(model.head), head_before)           # the head did train
-    assert len(result.history) == s.head_epochs
+    assert len(result.history) == s.head_max_epochs
 
 
 def test_fine_tuning_starts_from_the_pretrained_encoder_and_scratch_from_its_initial_weights(data):
@@ -85,7 +86,7 @@ def test_the_best_validation_weights_are_the_ones_kept_and_evaluated(data):
     # Validation labels that have nothing to do with the images: the more the model learns the training
     # labels, the worse its validation loss, so the best epoch is an early one and not the last.
     shuffled = {**data, "y_val": data["y_val"][torch.randperm(len(data["y_val"]), generator=torch.Generator().manual_seed(0))]}
-    s = settings(classifier_epochs=5, lr=1e-2)
+    s = settings(classifier_max_epochs=5, lr=1e-2)
     snapshots = []
 
     def snapshot(model):
@@ -93,7 +94,7 @@ def test_the_best_validation_weights_are_the_ones_kept_and_evaluated(data):
         return {}
     model = pt.initial_classifier("scratch", "fc", 0, None)
     result = fit(model, shuffled["x_train"], shuffled["y_train"], loss_fn=F.cross_entropy,
-                 phases=[Phase("adam", s.lr, s.classifier_epochs)], batch_size=s.batch_size,
+                 phases=[Phase("adam", s.lr, s.classifier_max_epochs)], batch_size=s.batch_size,
                  x_val=shuffled["x_val"], y_val=shuffled["y_val"], epoch_metrics=snapshot, seed=0)
     val_losses = [h["val_loss"] for h in result.history]
     assert result.best_epoch == int(np.argmin(val_losses)) < len(val_losses) - 1
@@ -104,17 +105,23 @@ def test_the_best_validation_weights_are_the_ones_kept_and_evaluated(data):
     model, result = pt.train_regime("scratch", "fc", shuffled, s, seed=0)
     assert evaluate_loss(model, shuffled["x_val"], shuffled["y_val"], F.cross_entropy) == pytest.approx(
         result.best_val_loss, rel=1e-5)
-    assert result.best_epoch < s.classifier_epochs - 1
+    assert result.best_epoch < s.classifier_max_epochs - 1
 
 
 def test_run_seed_reports_every_regime_and_the_summary_spreads_over_seeds(data):
-    s = settings(erasing(), ae_epochs=1, head_epochs=1, classifier_epochs=4, lr=1e-2)
-    records = [pt.run_seed("fc", data, s, seed)[0] for seed in (0, 1)]
-    for r in records:
+    s = settings(erasing(), ae_max_epochs=1, head_max_epochs=1, classifier_max_epochs=4, lr=1e-2, patience=1)
+    runs = [pt.run_seed("fc", data, s, seed) for seed in (0, 1)]
+    records = [r[0] for r in runs]
+    for r, predictions, _ in runs:
         for regime in pt.REGIMES:
             assert 0 <= r[regime]["test_accuracy"] <= 1 and 0 <= r[regime]["test_macro_f1"] <= 1
-            assert r[regime]["seconds"] > 0 and len(r[regime]["val_accuracy_curve"]) >= 1
-        assert r["autoencoder"]["test_mse"] > 0
+            assert len(r[regime]["val_accuracy_curve"]) == r[regime]["epochs_run"] <= r[regime]["max_epochs"]
+            assert r["timing"][regime]["seconds"] > 0 and "seconds" not in r[regime]
+            # The saved predictions are the ones scored.
+            pred = predictions[regime]
+            assert pred.dtype == np.uint8 and pred.shape == (len(data["y_test"]),)
+            assert (pred == data["y_test"].numpy()).mean() == pytest.approx(r[regime]["test_accuracy"])
+        assert r["autoencoder"]["test_mse"] > 0 and r["autoencoder"]["max_epochs"] == 1
     # The tiny digits are easy: training from scratch must beat chance by far.
     assert max(r["scratch"]["test_accuracy"] for r in records) > 0.5
     summary = pt.summarize(records)
@@ -126,7 +133,7 @@ def test_run_seed_reports_every_regime_and_the_summary_spreads_over_seeds(data):
 
 
 def test_reconstruction_figure_shows_erased_rows_only_with_erasing(data):
-    s = settings(ae_epochs=1)
+    s = settings(ae_max_epochs=1)
     autoencoder, _ = pt.pretrain_autoencoder("conv", data, s, seed=0)
     plain = pt.reconstruction_figure(autoencoder, data["x_test"], data["y_test"], s, title="t")
     erased = pt.reconstruction_figure(autoencoder, data["x_test"], data["y_test"], settings(erasing()), title="t")
@@ -134,7 +141,7 @@ def test_reconstruction_figure_shows_erased_rows_only_with_erasing(data):
 
 
 def test_a_seed_fixes_the_result_and_another_seed_changes_it(data):
-    s = settings(erasing(), classifier_epochs=1)
+    s = settings(erasing(), classifier_max_epochs=1)
     a, _ = pt.train_regime("scratch", "conv", data, s, seed=5)
     b, _ = pt.train_regime("scratch", "conv", data, s, seed=5)
     c, _ = pt.train_regime("scratch", "conv", data, s, seed=6)
@@ -147,5 +154,29 @@ def test_validation_accuracy_comes_from_the_same_pass_as_the_loss(data):
     pred = predict(model, data["x_val"], reduce=lambda out: out.argmax(1))
     assert acc == float((pred == data["y_val"]).double().mean())
     assert loss == evaluate_loss(model, data["x_val"], data["y_val"], F.cross_entropy, batch_size=32)
-    _, result = pt.train_regime("scratch", "fc", data, settings(classifier_epochs=2), seed=0)
+    _, result = pt.train_regime("scratch", "fc", data, settings(classifier_max_epochs=2), seed=0)
     assert all(0 <= h["val_accuracy"] <= 1 for h in result.history)
+
+
+def test_save_predictions_writes_the_contract_format(tmp_path):
+    y = np.array([1, 2, 3], dtype=np.int64)
+    preds = [{r: np.array([1, 2, k], dtype=np.uint8) for r in pt.REGIMES} for k in (3, 0)]
+    path = tmp_path / "p" / "fc-none.npz"
+    pt.save_predictions(path, y, [7, 8], preds)
+    with np.load(path) as z:
+        assert set(z.files) == {"y_test", "seeds", *pt.REGIMES}
+        assert z["y_test"].dtype == np.uint8 and z["seeds"].tolist() == [7, 8]
+        assert z["scratch"].shape == (2, 3) and z["scratch"].dtype == np.uint8
+        assert z["frozen"][1].tolist() == [1, 2, 0]
+
+
+def test_autoencoder_under_erasing_reconstructs_what_ae_target_says(data):
+    # ae_target "erased": the training target is the erased image; "clean": the image before erasing.
+    # After the same training, the "clean" autoencoder reconstructs clean validation images better.
+    results = {}
+    for target in ("erased", "clean"):
+        s = settings(erasing(scale=(0.3, 0.3)), ae_max_epochs=3, ae_target=target)
+        _, fit_result = pt.pretrain_autoencoder("fc", data, s, seed=0)
+        results[target] = fit_result.history[-1]["train_loss"]
+    # Erased pixels are 0 in the target: easy to reproduce, so the "erased" training loss is lower.
+    assert results["erased"] < results["clean"]

@@ -20,7 +20,10 @@ def _exp_rows(repo) -> list[dict]:
             for rev in exp.get("revs") or []:
                 data = rev.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                summary = data.get("metrics", {}).get("metrics/eda/summary.json", {}).get("data", {})
+                # The EDA summary is a plain (cache: false) output, committed with the experiment.
+                sha = data.get("rev") or rev.get("rev")
+                shown_file = repo.run("git", "show", f"{sha}:metrics/eda/summary.json", check=False)
+                summary = json.loads(shown_file.stdout) if shown_file.returncode == 0 else {}
                 red = summary.get("eda_free", {}).get("classes", {}).get("class_1", {}).get("colour", {}).get("R", {})
                 rows.append({"name": rev.get("name") or exp.get("name"), "delta": params.get("delta"),
                              "red": (red.get("min"), red.get("max"))})

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,11 +25,31 @@ _FILE_MODE = 0o666 & ~_umask()
 _DIR_MODE = 0o777 & ~_umask()
 
 
+# The random part tempfile adds to a name (its _RandomNameSequence: 8 characters of this alphabet).
+_TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed earlier run left beside `path` (`.tmp-<name>.<8 random characters>`, `.tmp-old-<name>`):
+    SIGKILL runs no cleanup, and a half-written 50k-image sample is hundreds of MB. Only this output's own
+    temporaries match (not those of `<name>.json` beside it), so other outputs' writes are never touched."""
+    prefix = f".tmp-{path.name}."
+    own = [p for p in glob.glob(str(path.parent / f"{glob.escape(prefix)}*"))
+           if _TEMP_SUFFIX.fullmatch(Path(p).name[len(prefix):])]
+    for stale in own + [str(path.with_name(f".tmp-old-{path.name}"))]:
+        stale = Path(stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        elif stale.exists() or stale.is_symlink():
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -46,6 +68,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; on success it replaces `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
         yield tmp

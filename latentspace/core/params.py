@@ -91,7 +91,8 @@ class ListOf:
     unique: bool = True
 
     def describe(self) -> str:
-        return f"a list of at least {self.min_len} distinct items, each {self.item.describe()}"
+        distinct = " distinct" if self.unique else ""
+        return f"a list of at least {self.min_len}{distinct} items, each {self.item.describe()}"
 
     def check(self, v: Any) -> bool:
         return (isinstance(v, list) and len(v) >= self.min_len and all(self.item.check(x) for x in v)
@@ -122,6 +123,7 @@ SCHEMA: dict[str, Any] = {
     "segmentation": {
         "nets": ListOf(Choice("nn1", "nn2", "nn3")),
         "losses": ListOf(Choice("wce", "dice", "focal")),
+        "launches": Int(1, 100),             # independent trainings per (net, loss), seeds seed, seed+1, ...
         "train_images": Int(0),              # 0 = every training image not used for validation
         "val_images": Int(1),
         "batch_size": Int(1),
@@ -150,13 +152,17 @@ SCHEMA: dict[str, Any] = {
         "reducers": ListOf(Choice("pca", "umap")),
         "umap_neighbors": Int(2, 200),
         "umap_epochs": Int(1, 10_000),
-        "probe_C": Float(0, lo_open=True),
+        "umap_dims": ListOf(Int(1, 100_000)),
+        "probe_alpha": Float(0, lo_open=True),
         "holdout_fraction": Float(0.05, 0.9),
         # Both keep an n x n distance matrix: 10,000 is 0.8 GB, 20,000 is 3.2 GB.
         "metric_sample": Int(10, 10_000),
         "continuity_sample": Int(10, 20_000),
         "knn": Int(1, 1000),
         "batch_size": Int(1, 65_536),
+        "launches": Int(1, 100),             # launches with claim metrics (<= segmentation.launches)
+        "separability_knn": Int(1, 1000),
+        "apart_margin": Float(0, 1),
     },
     # @@ section: datasets, study_c (MNIST, CIFAR-10, Study C) @@
     "datasets": {
@@ -167,17 +173,18 @@ SCHEMA: dict[str, Any] = {
     },
     "study_c": {
         "seeds": Int(1, 100),               # repetitions: seeds seed, seed+1, ...
-        "batch_size": Int(1),
         "ae_lr": Float(0, lo_open=True),
+        "lr": Float(0, lo_open=True),       # fine-tuned and scratch alike
         "head_lr": Float(0, lo_open=True),  # the frozen regime's linear head
-        "warmup_steps": Int(0),             # linear warm-up at the start of every training run
-        "anneal": Bool(),                   # then linear decay to 0 at its last step
-        "lr_decay": Float(0),               # lr / (1 + lr_decay * step), every training run
+        "head_batch_size": Int(1),
+        "patience": Int(1, 1000),           # early stopping: epochs without a better validation loss
+        "ae_target": Choice("erased", "clean"),  # under erasing, what the autoencoder reconstructs
         "architectures": {arch: {
-            "ae_epochs": Int(1),
-            "head_epochs": Int(1),          # the frozen regime's linear head
-            "classifier_epochs": Int(1),    # fine-tuned and scratch alike
-            "lr": Float(0, lo_open=True),   # fine-tuned and scratch alike
+            "batch_size": Int(1),           # autoencoder, fine-tuned and scratch
+            "ae_max_epochs": Int(1),
+            "head_max_epochs": Int(1),      # the frozen regime's linear head
+            "head_max_epochs_erasing": Int(1),  # ... under erasing (every epoch runs the encoder)
+            "classifier_max_epochs": Int(1),  # fine-tuned and scratch alike
         } for arch in ("fc", "conv")},
         "augmentations": {
             "none": {},
@@ -188,18 +195,37 @@ SCHEMA: dict[str, Any] = {
     # @@ section: study_b (CIFAR-10 autoencoders) @@
     "study_b": {
         "hidden_sizes": ListOf(Int(1, 65536)),
+        "repeat_sizes": ListOf(Int(1, 65536), min_len=0),   # sizes trained with the extra seeds too
+        "repeat_seeds": ListOf(Int(1, 1000), min_len=0),    # seed offsets beyond 0: seed + k
         "conv1_channels": Int(1, 1024),
         "conv2_channels": Int(1, 1024),
         "ae_train_size": Int(0),          # 0 = the whole training split
-        "ae_epochs": Int(1),
+        "ae_val_size": Int(0),            # 0 = the whole validation split
+        "ae_max_epochs": Int(1),
+        "ae_patience": Int(1, 1000),
         "ae_batch_size": Int(1),
         "ae_lr": Float(0, lo_open=True),
         "probe_train_size": Int(0),       # 0 = the whole training split
-        "probe_epochs": Int(1),
+        "probe_max_epochs": Int(1),
+        "probe_patience": Int(1, 1000),
         "probe_batch_size": Int(1),
         "probe_lr": Float(0, lo_open=True),
         "probe_standardize": Bool(),
+        "jpeg_check_hidden": Int(1, 65536),  # one of hidden_sizes
+        "jpeg_quality": Int(1, 100),
         "grid_per_class": Int(1, 10),
+    },
+    # @@ section: verdicts (reproduction claims; latentspace/verdicts.py) @@
+    "verdicts": {
+        "confidence": Float(0.5, 0.999),            # of every t interval over seeds or launches
+        "alpha": Float(0, 0.5, lo_open=True),       # significance level of the per-seed McNemar tests
+        "accuracy_tolerance_pp": Float(0),          # Study C cells: |mean - published| that still reproduces
+        "max_interval_pp": Float(0, lo_open=True),  # an interval wider than this decides nothing
+        "probe_ceiling": Float(0, 1),               # Study B: "below 50%"
+        "probe_tolerance_pp": Float(0),             # Study B: 256 and 512 within this of the published accuracy
+        "clean_pair": Float(0, 1),                  # Study A: every pair at least this separable = clean clusters
+        "apart_pair": Float(0, 1),                  # one class apart: both its pairs at least this ...
+        "mixed_pair": Float(0, 1),                  # ... while the remaining pair is below this
     },
     # @@ section: report @@
 }
@@ -233,9 +259,29 @@ def _validate(data: Any, schema: dict, prefix: str, errors_only_first: bool = Tr
                              f"expected {spec.describe()}")
 
 
+# The lists dvc.yaml expands into matrix/foreach stage instances. DVC expands them before any stage runs, so a bad
+# entry (`segmentation.nets: [nn4]`) would otherwise surface only when its own instance runs, after every stage
+# before it; every stage checks them, so the first stage of a run stops it.
+PIPELINE_SHAPE = ("segmentation.nets", "segmentation.losses", "latent.probe_sets", "study_b.hidden_sizes",
+                  "study_b.repeat_sizes", "study_b.repeat_seeds")
+
+
+def _check_pipeline_shape(data: dict) -> None:
+    for dotted in PIPELINE_SHAPE:
+        section, key = dotted.split(".")
+        spec = SCHEMA[section][key]
+        node = data.get(section)
+        if not isinstance(node, dict) or key not in node:
+            raise ParamError(f"{PARAMS_FILE}: missing parameter '{dotted}'")
+        if not spec.check(node[key]):
+            raise ParamError(f"{PARAMS_FILE}: parameter '{dotted}' = {_fmt(node[key])} is not allowed; "
+                             f"expected {spec.describe()}")
+
+
 def load_params(path: str | Path = PARAMS_FILE, sections: list[str] | None = None) -> dict:
-    """Load `params.yaml` and validate it. With `sections`, only the top-level values and those
-    sections are validated (so a typo in one study's section does not stop another study's stages)."""
+    """Load `params.yaml` and validate it. With `sections`, only the top-level values, those sections and the
+    lists that shape the pipeline (PIPELINE_SHAPE) are validated (so a typo in one study's section does not stop
+    another study's stages)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -257,4 +303,5 @@ def load_params(path: str | Path = PARAMS_FILE, sections: list[str] | None = Non
     # Unknown top-level keys are always an error; sections we were not asked about pass unchecked.
     visible = {k: v for k, v in data.items() if k not in section_names or k in wanted}
     _validate(visible, schema, "")
+    _check_pipeline_shape(data)
     return data

@@ -1,0 +1,43 @@
+"""Names and colours every part of the project shares: one place, imported by the studies, figures and report.
+
+Only plain Python values here (no numpy, no torch), so that any module can import this one cheaply.
+"""
+from __future__ import annotations
+
+# --- Study A: synthetic rectangles ----------------------------------------------------------------------
+
+# Class-centre colours (SPEC A1): class k -> (R, G, B).
+RECTANGLE_CLASS_CENTRES: dict[int, tuple[int, int, int]] = {1: (42, 127, 212), 2: (127, 212, 42), 3: (212, 42, 127)}
+RECTANGLE_CLASSES: tuple[int, ...] = tuple(RECTANGLE_CLASS_CENTRES)
+# Segmentation outputs: background, then the rectangle classes, as the metrics files name them.
+SEGMENTATION_CLASSES: tuple[str, ...] = ("background", *(f"class{k}" for k in RECTANGLE_CLASSES))
+# Label-map colours for figures: black background, then the class-centre colours.
+LABEL_COLOURS: tuple[tuple[int, int, int], ...] = ((0, 0, 0), *RECTANGLE_CLASS_CENTRES.values())
+# The class-centre colours as matplotlib/HTML hex strings, for scatter plots coloured by class.
+CLASS_HEX: dict[int, str] = {k: "#%02x%02x%02x" % rgb for k, rgb in RECTANGLE_CLASS_CENTRES.items()}
+# Pairs of rectangle classes, as the latent separability metrics key them ("1-2", ...).
+CLASS_PAIRS: tuple[str, ...] = tuple(f"{a}-{b}" for i, a in enumerate(RECTANGLE_CLASSES)
+                                     for b in RECTANGLE_CLASSES[i + 1:])
+NETS: tuple[str, ...] = ("nn1", "nn2", "nn3")
+LOSSES: tuple[str, ...] = ("wce", "dice", "focal")
+
+# --- Study B: CIFAR-10 ------------------------------------------------------------------------------------
+
+CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                    "truck")
+
+# --- Study C: MNIST pretraining ---------------------------------------------------------------------------
+
+STUDY_C_ARCHS: tuple[str, ...] = ("fc", "conv")
+STUDY_C_AUGMENTS: tuple[str, ...] = ("none", "erasing")
+STUDY_C_REGIMES: tuple[str, ...] = ("frozen", "fine_tuned", "scratch")
+STUDY_C_CELLS: tuple[str, ...] = tuple(f"{a}-{g}" for a in STUDY_C_ARCHS for g in STUDY_C_AUGMENTS)
+
+# --- figure colours --------------------------------------------------------------------------------------
+
+# The three regimes, the pairs of rectangle classes, published values, and this run's two series (the first
+# one also the report's accent colour).
+REGIME_COLOURS: dict[str, str] = {"frozen": "#8c6bb1", "fine_tuned": "#2f5d8a", "scratch": "#e08214"}
+PAIR_COLOURS: dict[str, str] = {"1-2": "#4c72b0", "1-3": "#55a868", "2-3": "#c44e52"}
+PUBLISHED_COLOUR = "#c0392b"
+MEASURED_COLOURS: tuple[str, str] = ("#2f5d8a", "#e08214")

@@ -1,0 +1,136 @@
+"""What every part of the report shares: reading the tracked inputs, and formatting numbers.
+
+Inputs that are not there yet (a study that has not run) raise MissingInput, which `guarded` turns into a note in
+that section, so the report can be rendered at any point of the pipeline.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from latentspace.report.document import Figure, Note, Section
+
+
+class MissingInput(Exception):
+    """A metrics file or figure the section needs is absent or unreadable; the section says so."""
+
+
+class Inputs:
+    """Paths relative to the project root; JSON reads that fail with a message naming the file."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).exists()
+
+    def json(self, rel: str) -> Any:
+        p = self.path(rel)
+        try:
+            return json.loads(p.read_text())
+        except FileNotFoundError:
+            raise MissingInput(f"`{rel}` is missing") from None
+        except (ValueError, UnicodeDecodeError):
+            raise MissingInput(f"`{rel}` is not valid JSON") from None
+
+    def jsons(self, rel_dir: str, pattern: str = "*.json") -> dict[str, Any]:
+        """Every JSON file matching `pattern` under `rel_dir`, keyed by its stem, in name order."""
+        d = self.path(rel_dir)
+        return {p.stem: self.json(p.relative_to(self.root).as_posix()) for p in sorted(d.glob(pattern))}
+
+    def figure(self, rel: str, caption: str) -> Figure | Note:
+        p = self.path(rel)
+        return Figure(p, caption) if p.is_file() else Note(f"Figure `{rel}` is missing.")
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    """Numbers to `digits` significant digits (integers exactly); None/NaN as a dash."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-4):
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{digits}g}"
+    if isinstance(v, (list, dict)):
+        return yaml.safe_dump(v, default_flow_style=True, width=10**6).strip()
+    return str(v)
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """mean ± sample std of the values (the mean alone for one value)."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return "–"
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return fmt(m, digits)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{fmt(m, digits)} ± {fmt(sd, 2)}"
+
+
+def spread(stat: Any, digits: int = 4) -> str:
+    """A metrics spread {"values": [...]} or {"mean", ...} (or a bare number) as mean ± std."""
+    if isinstance(stat, dict):
+        return mean_std(stat.get("values") or [stat.get("mean")], digits)
+    return fmt(stat, digits)
+
+
+def pp(v: float | None, signed: bool = True) -> str:
+    """A difference of accuracies (fractions) in percentage points."""
+    if v is None:
+        return "–"
+    return f"{v * 100:+.2f} pp" if signed else f"{v * 100:.2f} pp"
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys; lists stay values."""
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def guarded(build: Callable[[Inputs, dict], list], what: str, title: str = "Results", level: int = 3):
+    """Run a section builder; a missing input becomes a note in a section of that title."""
+    def run(inputs: Inputs, params: dict) -> list[Section]:
+        try:
+            return build(inputs, params)
+        except MissingInput as e:
+            print(f"report: {what}: {e}", file=sys.stderr)
+            return [Section(title, [Note(f"Not available yet: {e}. Run the pipeline (`dvc repro`) to fill "
+                                         f"this section.")], level)]
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            # A metrics file from an older or newer version of its stage: say which section could not be
+            # built instead of losing the whole report.
+            print(f"report: {what}: unexpected metrics format: {e!r}", file=sys.stderr)
+            return [Section(title, [Note(f"Could not be built: a metrics file has an unexpected format "
+                                         f"({type(e).__name__}: {e}). Rerun its stage (`dvc repro`).")], level)]
+    return run
+
+
+def lock_hashes(root: Path) -> dict[str, str]:
+    """Output path -> the md5 DVC recorded for it in dvc.lock (a folder's ends in `.dir`)."""
+    try:
+        lock = yaml.safe_load((Path(root) / "dvc.lock").read_text()) or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        return {}
+    hashes = {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if isinstance(out, dict) and "path" in out and out.get("md5"):
+                hashes[Path(out["path"]).as_posix()] = str(out["md5"])
+    return hashes

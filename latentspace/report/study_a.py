@@ -1,0 +1,283 @@
+"""Study A in the report: the EDA of the two 50k samples (A2), the segmentation nets per (net, loss) with their
+spread over launches (A3), and the latent-space analysis (A4). Data provenance is in the appendix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from latentspace.constants import CLASS_PAIRS, RECTANGLE_CLASSES, SEGMENTATION_CLASSES
+from latentspace.report.common import Inputs, MissingInput, fmt, guarded, lock_hashes, mean_std
+from latentspace.report.document import Gallery, Note, Section, Table, Text
+
+# The EDA summary keys its classes class_1..class_3.
+EDA_CLASS_KEYS = tuple(f"class_{k}" for k in RECTANGLE_CLASSES)
+EDA_SAMPLES = ("eda_free", "eda_contained")
+PROBE_SETS = "metrics/latent/probe_sets.json"
+SEG_SCORES = (("pixel_accuracy", "pixel accuracy"), ("mean_iou", "mean IoU"), ("mean_dice", "mean Dice"),
+              ("mean_iou_rectangles", "mean IoU (rectangles)"), ("mean_dice_rectangles", "mean Dice (rectangles)"))
+
+
+def _range(stat: dict | None) -> str:
+    if not stat:
+        return "–"
+    return f"{fmt(stat.get('min'))}–{fmt(stat.get('max'))} (mean {fmt(stat.get('mean'))})"
+
+
+def eda_section(inputs: Inputs, params: dict) -> list[Section]:
+    summary = inputs.json("metrics/eda/summary.json")
+    samples = [k for k in EDA_SAMPLES if k in summary]
+    if not samples:
+        raise MissingInput("`metrics/eda/summary.json` holds neither EDA sample")
+    m = {k: summary[k] for k in samples}
+    cols = ["quantity", *(f"`{k}`" for k in samples)]
+
+    def row(label: str, get: Callable[[dict], Any], show: Callable[[Any], str] = fmt) -> list[str]:
+        return [label, *(show(get(m[k])) for k in samples)]
+
+    s = Section("A2. Exploratory analysis of the two 50k samples", level=3)
+    s.add(Text("Both EDA samples side by side: without (`eda_free`, rectangles clipped at the frame) and with full "
+               "containment (`eda_contained`). From `metrics/eda/summary.json`."))
+    s.add(Table(cols, [row("images", lambda d: d.get("n")), row("full containment", lambda d: d.get("contained")),
+                       row("delta", lambda d: d.get("delta")),
+                       row("rectangles clipped by the frame", lambda d: d["geometry"].get("clipped_fraction")),
+                       row("background fraction of the pixels", lambda d: d.get("background_fraction"))],
+                "Samples"))
+    area_rows = []
+    for c in EDA_CLASS_KEYS:
+        label = c.replace("_", " ")
+        for key, what in (("full_area_fraction", "full area / image"), ("visible_area_fraction", "visible area / image"),
+                          ("hidden_fraction", "share of own pixels hidden"),
+                          ("fully_hidden_rate", "share of images where fully hidden")):
+            area_rows.append(row(f"{label}: {what}", lambda d, c=c, key=key: d["classes"][c].get(key)))
+    s.add(Table(cols, area_rows, "Per class: full (un-occluded) and visible area, and what the later rectangles hide"))
+    pairs = list(m[samples[0]].get("overlap_rate", {}))
+    s.add(Table(cols, [row(f"classes {p}" if p != "all_three" else "all three classes",
+                           lambda d, p=p: d["overlap_rate"].get(p)) for p in pairs],
+                "Share of images in which the full rectangles of a pair of classes overlap"))
+    geometry = [g for g in ("xc", "yc", "w", "h") if g in m[samples[0]].get("geometry", {})]
+    s.add(Table(cols, [row(g, lambda d, g=g: d["geometry"][g],
+                           lambda st: f"{fmt(st['mean'])} ± {fmt(st['std'], 3)} ({fmt(st['min'])}–{fmt(st['max'])})")
+                       for g in geometry],
+                "Geometry, all classes pooled: mean ± std (min–max), pixels"))
+    colour_rows = [row(f"{c.replace('_', ' ')} {ch}", lambda d, c=c, ch=ch: (d["classes"][c].get("colour") or {}).get(ch),
+                       _range)
+                   for c in EDA_CLASS_KEYS for ch in ("R", "G", "B")]
+    s.add(Table(cols, colour_rows, "Colour per class and channel: min–max (mean)"))
+    s.add(inputs.figure("reports/eda/geometry.png", "Centres and side lengths, both samples."),
+          inputs.figure("reports/eda/areas.png", "Full, visible and hidden area per class; how often pairs overlap."),
+          inputs.figure("reports/eda/colours.png", "Colour histograms per class and channel."))
+    s.add(Gallery([inputs.figure(f"reports/eda/examples-{k}.png", f"`{k}`: images, label maps and full masks.")
+                   for k in samples]))
+    return [s]
+
+
+def _seg_name(rec: dict, stem: str) -> str:
+    net, loss = rec.get("net", stem), rec.get("loss")
+    return f"{net} / {loss}" if loss else str(net)
+
+
+def launches(rec: dict) -> list[dict]:
+    """The per-launch records of a (net, loss); a record from before launches counts as one launch."""
+    return rec.get("per_launch") or [rec]
+
+
+def over_launches(rec: dict, get: Callable[[dict], Any], digits: int = 4) -> str:
+    """mean ± std over the launches of one value of each launch."""
+    vals = [get(r) for r in launches(rec)]
+    return mean_std([v for v in vals if isinstance(v, (int, float))], digits)
+
+
+def segmentation_section(inputs: Inputs, params: dict) -> list[Section]:
+    records = {k: v for k, v in inputs.jsons("metrics/segmentation").items()}
+    if not records:
+        raise MissingInput("no metrics under `metrics/segmentation/`")
+    # The baseline first, then the nets in name order.
+    order = sorted(records, key=lambda k: (k != "baseline", k))
+    out = []
+    s = Section("A3. Segmentation networks on the test set", level=3)
+    s.add(Text("Pixel accuracy, IoU and Dice of each trained (net, loss) and of the colour baseline "
+               "(`metrics/segmentation/`): mean ± sample standard deviation over the launches (independent "
+               "trainings from different seeds). \"Rectangles\" averages the three rectangle classes only."))
+    s.add(Table(["model", "parameters", "launches", *(label for _, label in SEG_SCORES)],
+                [[_seg_name(records[k], k), fmt(records[k].get("parameters")), fmt(len(launches(records[k]))),
+                  *(over_launches(records[k], lambda r, key=key: r.get(key)) for key, _ in SEG_SCORES)]
+                 for k in order], "Overall"))
+    for score in ("iou", "dice"):
+        s.add(Table(["model", *SEGMENTATION_CLASSES],
+                    [[_seg_name(records[k], k),
+                      *(over_launches(records[k], lambda r, c=c: (r.get(score) or {}).get(c), 3)
+                        for c in SEGMENTATION_CLASSES)] for k in order],
+                    f"{'IoU' if score == 'iou' else 'Dice'} per class, mean ± std over launches"))
+    s.add(Table(["model", "train / val / test images", "epochs", "kept epoch per launch", "seeds", "delta"],
+                [[_seg_name(r, k), f"{fmt(r.get('train_images'))} / {fmt(r.get('val_images'))} / "
+                  f"{fmt(r.get('test_images'))}", ", ".join(sorted({fmt(x.get('epochs')) for x in launches(r)})),
+                  ", ".join(fmt(x.get("epoch_kept", x.get("best_epoch"))) for x in launches(r)),
+                  ", ".join(fmt(x) for x in r.get("seeds") or []) or "–", fmt(r.get("delta"))]
+                 for k, r in ((k, records[k]) for k in order)],
+                "How each model was trained (the epoch with the lowest validation loss is kept)"))
+    out.append(s)
+
+    s = Section("A3. Confusion matrices (test pixels)", level=3)
+    s.add(Text("Rows are the true class, columns the predicted one; counts of test pixels summed over the launches, "
+               "and in brackets the share of the row (recall on the diagonal)."))
+    for k in order:
+        cms = [r.get("confusion_matrix") for r in launches(records[k]) if r.get("confusion_matrix")]
+        if not cms:
+            s.add(Note(f"`metrics/segmentation/{k}.json` has no confusion matrix."))
+            continue
+        cm = [[sum(m[i][j] for m in cms) for j in range(len(cms[0][i]))] for i in range(len(cms[0]))]
+        rows = []
+        for i, counts in enumerate(cm):
+            total = sum(counts)
+            rows.append([f"true {SEGMENTATION_CLASSES[i] if i < len(SEGMENTATION_CLASSES) else i}",
+                         *(f"{fmt(int(v))} ({v / total:.3f})" if total else fmt(int(v)) for v in counts)])
+        s.add(Table(["", *(f"pred. {c}" for c in SEGMENTATION_CLASSES[:len(cm)])], rows, _seg_name(records[k], k)))
+    out.append(s)
+
+    s = Section("A3. Predictions", level=3)
+    s.add(Text("Test images, their label maps and each model's prediction."))
+    s.add(Gallery([inputs.figure(f"reports/segmentation/{k}-predictions.png", f"{_seg_name(records[k], k)}.")
+                   for k in order]))
+    out.append(s)
+    return out
+
+
+def separability_table(records: dict[str, dict]) -> Table | None:
+    """Per (net, loss), layer, probe set and reducer: held-out kNN accuracy of each pair of classes in the 2-D
+    embedding, mean ± std over the analysed launches."""
+    rows = []
+    for rec in records.values():
+        for layer, by_set in (rec.get("separability") or {}).items():
+            for probe_set, by_reducer in by_set.items():
+                for reducer, r in by_reducer.items():
+                    pairs = r.get("pairs") or {}
+                    rows.append([f"{rec.get('net')} / {rec.get('loss')}", f"`{layer}`"
+                                 + (" (claims)" if layer == rec.get("primary_layer") else ""), f"`{probe_set}`",
+                                 reducer.upper(), *(mean_std(pairs.get(p) or [], 3) for p in CLASS_PAIRS),
+                                 fmt(len(r.get("launches") or [])),
+                                 ", ".join(fmt(c) for c in r.get("apart_class") or []) or "–"])
+    if not rows:
+        return None
+    return Table(["net / loss", "layer", "probe set", "2-D embedding", *(f"pair {p}" for p in CLASS_PAIRS),
+                  "launches", "class apart, per launch"], rows)
+
+
+def _smallest(block: dict | None) -> tuple[str, dict] | None:
+    """The reduction to the smallest dimension of a sweep {"<d>": result}."""
+    if not block:
+        return None
+    d = min(block, key=int)
+    return d, block[d]
+
+
+def _per_class(scores: dict | None) -> str:
+    if not scores:
+        return "–"
+    return " / ".join(fmt(scores[c], 3) for c in sorted(scores, key=str))
+
+
+def latent_section(inputs: Inputs, params: dict) -> list[Section]:
+    probe_record = inputs.json(PROBE_SETS) if inputs.exists(PROBE_SETS) else {}
+    probes = probe_record.get("probe_sets") or {}
+    records = {k: v for k, v in inputs.jsons("metrics/latent").items() if k != Path(PROBE_SETS).stem}
+    if not records and not probes:
+        raise MissingInput("no metrics under `metrics/latent/`")
+    out = []
+    if probes:
+        s = Section("A4. Probe sets", level=3)
+        rows = []
+        # In the order params.yaml lists the probe sets, then any others (from an earlier run).
+        wanted = list((params.get("latent") or {}).get("probe_sets") or [])
+        order = sorted(probes, key=lambda v: (wanted.index(v) if v in wanted else len(wanted), v))
+        for name, p in ((v, probes[v]) for v in order):
+            varied = [f for f, per_class in (p.get("factor_ranges") or {}).items()
+                      if any(lo != hi for lo, hi in per_class.values())]
+            rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none"])
+        md5 = lock_hashes(inputs.root).get("data/probes", "–")
+        s.add(Text(f"Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
+                   f"(`{PROBE_SETS}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
+                   f"{fmt(probe_record.get('contained'))}; `data/probes` has md5 `{md5}` in dvc.lock."),
+              Table(["probe set", "images", "factors that vary"], rows))
+        out.append(s)
+    if not records:
+        out.append(Section("A4. Latent space analysis", [Note("Not available yet: no net has been analysed "
+                                                               "(`metrics/latent/<net>-<loss>.json`).")], 3))
+        return out
+
+    s = Section("A4. Separability of the classes in 2-D", level=3)
+    table = separability_table(records)
+    if table is None:
+        s.add(Note("No pairwise separability in `metrics/latent/` (an analysis from before it was measured)."))
+    else:
+        method = next((r.get("separability_method") for r in records.values() if r.get("separability_method")), None)
+        s.add(Text("Held-out accuracy of a kNN classifier for each pair of classes in the 2-D embedding of the codes, "
+                   "mean ± std over the analysed launches: the measure the Study A claims are checked with (their own "
+                   "thresholds are in Appendix C); the last column is the analysis's summary of each launch. "
+                   + (f"Method: {method}" if isinstance(method, str) else "")), table)
+    out.append(s)
+
+    s = Section("A4. Compactness of the latent codes", level=3)
+    s.add(Text("Per net, bottleneck layer and probe set: the one-vs-rest linear probe's F1 per class (classes "
+               "1 / 2 / 3) on the set it was fitted on and on the held-out share, silhouette score and the ratio "
+               "of mean within-class to between-class distance, for the raw codes and for the smallest dimension "
+               "of each reducer's sweep (`metrics/latent/<net>-<loss>.json`)."))
+    for name, rec in records.items():
+        rows = []
+        for layer, entry in rec["layers"].items():
+            for variant, res in entry["probe_sets"].items():
+                shown = [("raw", str(entry.get("code_dim")), res.get("raw"))]
+                for reducer in rec.get("reducers") or [r for r in res if r != "raw"]:
+                    small = _smallest(res.get(reducer))
+                    if small:
+                        shown.append((reducer.upper(), small[0], small[1]))
+                for label, dim, r in shown:
+                    r = r or {}
+                    rows.append([f"`{layer}`", f"`{variant}`", f"{label} {dim}", _per_class(r.get("f1_fit")),
+                                 _per_class(r.get("f1_heldout")), fmt(r.get("silhouette"), 3),
+                                 fmt(r.get("within_between_ratio"), 3)])
+        s.add(Table(["layer", "probe set", "features", "F1 fit (1 / 2 / 3)", "F1 held-out (1 / 2 / 3)",
+                     "silhouette", "within / between"], rows, f"{rec.get('net')} / {rec.get('loss')}"))
+    out.append(s)
+
+    s = Section("A4. Continuity", level=3)
+    s.add(Text("Spearman rank correlation between the geodesic distance on the kNN graph of the codes and the "
+               "distance in generator parameters, on a sample of the `all` set; within each class as well, since "
+               "compact classes leave the graph in pieces."))
+    rows = []
+    for name, rec in records.items():
+        for layer, entry in rec["layers"].items():
+            c = entry.get("continuity")
+            if not c:
+                continue
+            rows.append([f"{rec.get('net')} / {rec.get('loss')}", f"`{layer}`", fmt(c.get("spearman"), 3),
+                         fmt(c.get("spearman_within_class_mean"), 3), _per_class(c.get("spearman_within_class")),
+                         fmt(c.get("connected_fraction"), 3), fmt(c.get("components")), fmt(c.get("n")),
+                         fmt(c.get("k"))])
+    if rows:
+        s.add(Table(["net / loss", "layer", "Spearman", "within class, mean", "within class 1 / 2 / 3",
+                     "connected pairs", "graph components", "images", "k"], rows))
+    else:
+        s.add(Note("No continuity result: the `all` probe set was not analysed."))
+    out.append(s)
+
+    for name, rec in records.items():
+        s = Section(f"A4. Figures: {rec.get('net')} / {rec.get('loss')}", level=4)
+        folder = f"reports/latent/{name}"
+        figures = [inputs.figure(f"{folder}/f1-fit.png", "Linear-probe F1 on the fitted set vs dimension."),
+                   inputs.figure(f"{folder}/f1-heldout.png", "Linear-probe F1 on the held-out share vs dimension.")]
+        figures += [inputs.figure(f"{folder}/scatter-{layer}.png", f"2-D PCA and UMAP embeddings of `{layer}`.")
+                    for layer in rec["layers"]]
+        if any(e.get("continuity") for e in rec["layers"].values()):
+            figures.append(inputs.figure(f"{folder}/continuity.png", "Geodesic code distance vs parameter distance."))
+        s.add(Gallery(figures))
+        out.append(s)
+    return out
+
+
+def study_a(inputs: Inputs, params: dict) -> list[Section]:
+    out = []
+    for build, what, title in ((eda_section, "Study A EDA", "A2. Exploratory analysis of the two 50k samples"),
+                               (segmentation_section, "Study A segmentation", "A3. Segmentation networks"),
+                               (latent_section, "Study A latent analysis", "A4. Latent space analysis")):
+        out += guarded(build, what, title)(inputs, params)
+    return out
