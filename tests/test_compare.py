@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from browser import find_browser, page_network_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 BRANCH = "delta-25"
@@ -121,29 +120,8 @@ window.addEventListener('load', function () { setTimeout(function () {
 </script>"""
 
 
-def find_browser() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = "no Chromium found (`make browser` installs Debian's `chromium`)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set and {reason}")
-    pytest.skip(reason)
 
 
-def page_network_requests(netlog: Path) -> list[str]:
-    """URLs the page (not the browser's own services) asked the network for: the page's requests carry the
-    file:// page as their network isolation key."""
-    text = netlog.read_text()
-    try:
-        log = json.loads(text)
-    except ValueError:   # a browser that did not shut down cleanly leaves the event list open
-        log = json.loads(text.rstrip().rstrip(",") + "]}")
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"]
-            if e["type"] == start and "file://" in str(e["params"].get("network_isolation_key", ""))
-            and not e["params"]["url"].startswith(("file:", "data:"))]
 
 
 def render_in_chromium(browser: str, page: Path, work: Path) -> dict:

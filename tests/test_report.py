@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from browser import find_browser, page_network_requests
 
 import fake_metrics as fake
 from fake_metrics import put_json, put_png
@@ -372,15 +373,6 @@ def test_dvc_exp_run_report_names_the_experiment_and_its_changes(dvc_repo):
 
 # --- as a reader sees it: headless Chromium opens the HTML from disk ----------------------------------
 
-def find_browser() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = ("no Chromium found (install Debian's `chromium`, or run `make test` as root, which installs it)")
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set and {reason}")
-    pytest.skip(reason)
 
 
 # Writes what the page loaded into the DOM, for --dump-dom to return: images that did not decode, and
@@ -419,18 +411,6 @@ def browse(browser: str, html_path: Path, work: Path) -> dict:
     return result
 
 
-def page_network_requests(netlog: Path) -> list[str]:
-    """URLs the page (not the browser's own services) asked the network for. The page's requests carry
-    the file:// page as their network isolation key."""
-    text = netlog.read_text()
-    try:
-        log = json.loads(text)
-    except ValueError:   # a browser that did not shut down cleanly leaves the event list open
-        log = json.loads(text.rstrip().rstrip(",") + "]}")
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"]
-            if e["type"] == start and "file://" in str(e["params"].get("network_isolation_key", ""))
-            and not e["params"]["url"].startswith(("file:", "data:"))]
 
 
 def test_html_has_no_script_and_no_remote_reference(project):
