@@ -33,8 +33,9 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latentspace import pretraining as pt  # noqa: E402
-from latentspace.augment import erasing  # noqa: E402
+from latentspace.constants import STUDY_C_ARCHS  # noqa: E402
+from latentspace.study_c import nets  # noqa: E402
+from latentspace.study_c.erasing import erasing  # noqa: E402
 from latentspace.core.errors import UserError  # noqa: E402
 from latentspace.core.params import load_params  # noqa: E402
 from latentspace.datasets import DATA_DIR_ENV, load_prepared  # noqa: E402
@@ -84,7 +85,7 @@ def write_idx(folder: Path, x: np.ndarray, y: np.ndarray) -> Path:
 
 
 def model_for(arch: str, device: torch.device) -> torch.nn.Module:
-    return pt.Classifier(pt.initial("encoder", arch, 0, device), pt.initial("head", arch, 0, device))
+    return nets.Classifier(nets.initial("encoder", arch, 0, device), nets.initial("head", arch, 0, device))
 
 
 def run_engine(arch, x, y, *, batch_size, lr, precision, device) -> float:
@@ -131,7 +132,7 @@ def run_dataloader(arch, x, y, *, batch_size, lr, precision, device, workers) ->
 
 def study_c_batch_size(arch: str) -> int:
     try:
-        return load_params(ROOT / "params.yaml", sections=["study_c"])["study_c"]["architectures"][arch]["batch_size"]
+        return load_params(ROOT / "params.yaml")["study_c"]["architectures"][arch]["batch_size"]
     except UserError as e:
         print(f"note: {e}; using batch size 128")
         return 128
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps of each pipeline")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: study_c.architectures.<arch>.batch_size in params.yaml")
-    parser.add_argument("--arch", choices=(*pt.ARCHITECTURES, "both"), default="both")
+    parser.add_argument("--arch", choices=(*STUDY_C_ARCHS, "both"), default="both")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
@@ -161,7 +162,7 @@ def main() -> None:
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"device {device.type}, precision {precision}, {torch.get_num_threads()} threads", flush=True)
-    for arch in pt.ARCHITECTURES if args.arch == "both" else (args.arch,):
+    for arch in STUDY_C_ARCHS if args.arch == "both" else (args.arch,):
         batch_size = args.batch_size or study_c_batch_size(arch)
         n = args.steps * batch_size
         x, y, source = load_images(n)

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Study of each stage family (the name before '@'), in the order the table shows them.
 STUDIES = {
     "Study A data": ("generate_rectangles", "eda"),
-    "Study A segmentation": ("train_segmentation", "colour_baseline"),
-    "Study A latent analysis": ("generate_probe_sets", "latent_analysis"),
+    "Study A segmentation": ("train_segmentation",),
+    "Study A latent analysis": ("generate_image_sets", "latent_analysis"),
     "Datasets": ("prepare_dataset",),
-    "Study B": ("study_b_autoencoder", "study_b_probe", "study_b_summary"),
+    "Study B": ("study_b_autoencoders", "study_b_probes", "study_b_summary"),
     "Study C": ("study_c",),
 }
 

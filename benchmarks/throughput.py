@@ -27,7 +27,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latentspace import cifar_autoencoders, pretraining, segmentation  # noqa: E402
+from latentspace.core.io import read_yaml  # noqa: E402
+from latentspace.study_a import nets as study_a_nets  # noqa: E402
+from latentspace.study_b import autoencoder as study_b_autoencoder  # noqa: E402
+from latentspace.study_c import nets as study_c_nets  # noqa: E402
+from latentspace.constants import STUDY_C_ARCHS  # noqa: E402
 from latentspace.training.device import autocast, pick_device, resolve_precision  # noqa: E402
 from latentspace.training.engine import Phase, fit  # noqa: E402
 
@@ -91,15 +95,17 @@ def _seg_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def models() -> list[tuple[str, str, callable, tuple, str]]:
     """(study, name, builder, input shape CHW, kind) where kind picks the target and loss."""
-    out = [("A", name, lambda n=name: segmentation.build_net(n), (3, 64, 64), "segment")
+    out = [("A", name, lambda n=name: study_a_nets.build_net(n), (3, 64, 64), "segment")
            for name in ("nn1", "nn2", "nn3")]
-    out += [("B", f"autoencoder h={h}", lambda h=h: cifar_autoencoders.build_autoencoder(h), (3, 32, 32), "reconstruct")
-            for h in (16, 512)]
-    for arch in pretraining.ARCHITECTURES:
-        out.append(("C", f"{arch} autoencoder", lambda a=arch: pretraining.Autoencoder(
-            pretraining.build_encoder(a), pretraining.build_decoder(a)), (1, 28, 28), "reconstruct"))
-        out.append(("C", f"{arch} classifier", lambda a=arch: pretraining.Classifier(
-            pretraining.build_encoder(a), pretraining.build_head(a)), (1, 28, 28), "classify"))
+    b = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")["study_b"]
+    channels = (b["conv1_channels"], b["conv2_channels"])
+    out += [("B", f"autoencoder h={h}", lambda h=h: study_b_autoencoder.build_autoencoder(h, channels), (3, 32, 32),
+             "reconstruct") for h in (16, 512)]
+    for arch in STUDY_C_ARCHS:
+        out.append(("C", f"{arch} autoencoder", lambda a=arch: study_c_nets.Autoencoder(
+            study_c_nets.build_encoder(a), study_c_nets.build_decoder(a)), (1, 28, 28), "reconstruct"))
+        out.append(("C", f"{arch} classifier", lambda a=arch: study_c_nets.Classifier(
+            study_c_nets.build_encoder(a), study_c_nets.build_head(a)), (1, 28, 28), "classify"))
     return out
 
 

@@ -15,6 +15,25 @@ SEGMENTATION_CLASSES: tuple[str, ...] = ("background", *(f"class{k}" for k in RE
 LABEL_COLOURS: tuple[tuple[int, int, int], ...] = ((0, 0, 0), *RECTANGLE_CLASS_CENTRES.values())
 # The class-centre colours as matplotlib/HTML hex strings, for scatter plots coloured by class.
 CLASS_HEX: dict[int, str] = {k: "#%02x%02x%02x" % rgb for k, rgb in RECTANGLE_CLASS_CENTRES.items()}
+
+def _centre_gaps() -> list[list[int]]:
+    """Per pair of classes, how far apart their colour centres are on each channel."""
+    centres = list(RECTANGLE_CLASS_CENTRES.values())
+    return [[abs(a[c] - b[c]) for c in range(3)] for i, a in enumerate(centres) for b in centres[i + 1:]]
+
+
+# A class's colour is a box: each channel in [centre - delta, centre + delta]. Two boxes share values on a
+# channel once 2 * delta reaches the centres' gap on it, and share colours (overlap in all three channels at
+# once) once 2 * delta reaches their largest gap. The centres 42, 127, 212 are 85 apart on the channels where a
+# pair is closest and 170 where it is farthest, so:
+# - from delta 42.5 (43 for integers) some channel of some pair overlaps: no single channel tells them apart;
+CHANNEL_OVERLAP_DELTA: float = min(min(g) for g in _centre_gaps()) / 2
+# - from delta 85 the boxes of a pair overlap: some colours belong to either class and colour alone cannot
+#   decide the label (the regime the latent analysis is about).
+BOX_OVERLAP_DELTA: float = min(max(g) for g in _centre_gaps()) / 2
+# The widest delta whose colour ranges all stay inside [0, 255] (the centre 42 is 42 from 0); above it
+# the generator clips the ranges.
+MAX_UNCLIPPED_DELTA: int = min(min(min(c), 255 - max(c)) for c in RECTANGLE_CLASS_CENTRES.values())
 # Pairs of rectangle classes, as the latent separability metrics key them ("1-2", ...).
 CLASS_PAIRS: tuple[str, ...] = tuple(f"{a}-{b}" for i, a in enumerate(RECTANGLE_CLASSES)
                                      for b in RECTANGLE_CLASSES[i + 1:])

@@ -7,7 +7,9 @@ Two ways to get a dataset, tried in this order:
    (LATENTSPACE_DOWNLOAD_DIR, else $XDG_CACHE_HOME/latentspace, else ~/.cache/latentspace).
 
 `locate_source` picks one and fingerprints it: the sha256 of every file the arrays are read from, which the
-`prepare_dataset` stage records in metrics/datasets/<name>.json beside the split it made.
+`prepare_dataset` stage records in metrics/datasets/<name>.json beside the split it made. The record names the
+way the data came (`obtained_by`) and the files by their names only: where the copy lies is a fact of the
+machine, not of the run, and a rerun elsewhere must leave the tracked metrics unchanged.
 
 `prepare` writes the arrays the studies read (`load_prepared`): x uint8 (N, C, H, W), y int64 (N,), for a
 train / validation split of the official training set drawn with a seeded permutation, and the official
@@ -59,8 +61,13 @@ class Source:
     """Where a dataset's arrays are read from, and the sha256 of each file read."""
     dataset: str
     kind: str                                   # "offline copy" | "torchvision"
-    location: str                               # the .npz file, or torchvision's root folder
-    sha256: dict[str, str] = field(default_factory=dict)
+    location: str                               # the .npz file, or torchvision's root folder (never recorded)
+    sha256: dict[str, str] = field(default_factory=dict)   # file name (relative to the root) -> sha256
+
+    @property
+    def obtained_by(self) -> str:
+        """How the data came, in words and without machine paths (the record's `obtained_by`)."""
+        return f"offline copy via {DATA_DIR_ENV}" if self.kind == "offline copy" else "torchvision download"
 
 
 def sha256_of(data: bytes | Path) -> str:
@@ -249,7 +256,7 @@ def prepare(source: Source, out_dir: str | Path, *, val_size: int, seed: int,
     return {
         "dataset": info.title,
         "source": source.kind,
-        "location": source.location,
+        "obtained_by": source.obtained_by,
         "sha256": source.sha256,
         "image_shape": list(info.shape),
         "train": len(idx["train"]), "val": len(idx["val"]), "test": len(idx["test"]),

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import yaml
 
 from latentspace.core.params import SCHEMA
+from latentspace.verdicts.base import VERDICTS
 
 DOC_FILES = ("README.md", "docs/*.md")
 COSTS_FILE = "docs/costs.yaml"
@@ -35,7 +36,7 @@ NOT_YET = "not measured yet"
 
 # Which study a stage belongs to, by the start of its name (stage_times and the cost box group by it).
 STUDY_OF_STAGE = (("generate_rectangles", "Study A"), ("eda", "Study A"), ("train_segmentation", "Study A"),
-                  ("colour_baseline", "Study A"), ("generate_probe_sets", "Study A"), ("latent_analysis", "Study A"),
+                  ("generate_image_sets", "Study A"), ("latent_analysis", "Study A"),
                   ("prepare_dataset", "datasets"), ("study_b", "Study B"), ("study_c", "Study C"))
 STUDY_ORDER = ("Study A", "datasets", "Study B", "Study C", "verdicts, report")
 
@@ -239,7 +240,7 @@ def block_datasets(root: Path, args: list[str]) -> str:
     return table(["dataset", "source", "file", "sha256", "train / validation / test"], rows)
 
 
-VERDICT_ORDER = ("reproduced", "not reproduced", "undecided at this scale", "not run")
+VERDICT_ORDER = VERDICTS
 REFERENCES = "references.yaml"
 SHOWN_CHECKS = 3            # a claim with more checks (cells, nets) shows only its verdict counts in the README
 LONGEST_CELL = 120          # a longer value is left to the report

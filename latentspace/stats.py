@@ -1,14 +1,15 @@
-"""The statistics the reproduction verdicts use, as thin wrappers of scipy.stats that return plain dicts.
+"""The one statistics module: spreads and intervals over seeds or launches, and the tests of the reproduction
+verdicts, as thin wrappers of scipy.stats that return plain dicts.
 
-- `t_interval`: mean, sample standard deviation and the Student-t confidence interval of a mean over seeds or
-  launches (none from a single value).
-- `paired_comparison`: two measurements paired by seed (a - b): the mean difference and its t interval, the
-  paired t-test, the Wilcoxon signed-rank test and the sign test (exact binomial), all two-sided.
-- `mcnemar_exact`: McNemar's test of two classifiers on the same test images: the exact binomial test on the
-  images that exactly one of them gets right (no normal approximation, no continuity correction).
+- `spread`, `t_interval`: mean, sample std (None for one value), Student-t interval, min, max, the values.
+- `equivalence` (TOST): are the measured values equal to a published one within +-margin? Two one-sided t-tests
+  at level alpha, i.e. the (1 - 2 alpha) interval of (measured - published) inside the margin band.
+- `directional`: is a paired difference above 0, and more than negligible?
+- `paired_comparison` (paired t, Wilcoxon signed-rank, sign test), `mcnemar_exact`, `mann_whitney_greater`.
 
-A p-value or bound that a test cannot give (too few values, no differences at all) is None, never NaN, so the
-results go to JSON as they are.
+Each test returns its decision as `holds`: True (the claim holds), False (it fails), None (the data cannot
+tell). A p-value or bound that a test cannot give (too few values, no differences at all) is None, never NaN, so
+the results go to JSON as they are.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _finite(x: float | None) -> float | None:
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """{"n", "mean", "std", "low", "high"} of the mean of `values` (std: sample, ddof 1)."""
+    """{"n", "mean", "std", "low", "high"} of the mean of `values` (std: sample, ddof 1; None for one value)."""
     x = np.asarray([float(v) for v in values], dtype=float)
     n = len(x)
     if n == 0:
@@ -36,6 +37,57 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "low": mean - half, "high": mean + half}
+
+
+def spread(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """The one spread of the project: t_interval plus min, max and the values themselves."""
+    vals = [float(v) for v in values]
+    return {**t_interval(vals, confidence), "min": min(vals) if vals else None, "max": max(vals) if vals else None,
+            "values": vals}
+
+
+def equivalence(values: Sequence[float], reference: float, margin: float, alpha: float = 0.05) -> dict:
+    """TOST of mean(values) = reference within +-margin.
+
+    holds: True when both one-sided tests reject at `alpha` (the 1 - 2 alpha interval of mean - reference lies
+    inside (-margin, margin)); False when that interval lies entirely outside [-margin, margin]; else None.
+    """
+    d = [float(v) - float(reference) for v in values]
+    iv = t_interval(d, 1 - 2 * alpha)
+    out = {"difference": iv, "margin": margin, "alpha": alpha, "p_lower": None, "p_upper": None, "holds": None}
+    if iv["low"] is None:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lower = stats.ttest_1samp(d, -margin, alternative="greater")
+        upper = stats.ttest_1samp(d, margin, alternative="less")
+    out["p_lower"], out["p_upper"] = _finite(lower.pvalue), _finite(upper.pvalue)
+    if iv["std"] == 0:      # every seed gave the same value: the interval is that point
+        out["holds"] = abs(iv["mean"]) < margin if abs(iv["mean"]) != margin else None
+        return out
+    if -margin < iv["low"] and iv["high"] < margin:
+        out["holds"] = True
+    elif iv["low"] > margin or iv["high"] < -margin:
+        out["holds"] = False
+    return out
+
+
+def directional(differences: Sequence[float], negligible: float, confidence: float = 0.95) -> dict:
+    """Is the mean paired difference positive, and more than negligible?
+
+    holds: False when the interval lies inside (-negligible, negligible) (no effect) or below 0; True when it
+    lies above 0; else None (the interval contains 0)."""
+    iv = t_interval(differences, confidence)
+    out = {"difference": iv, "negligible": negligible, "confidence": confidence, "holds": None}
+    if iv["low"] is None:
+        return out
+    if -negligible < iv["low"] and iv["high"] < negligible:
+        out["holds"] = False
+    elif iv["low"] > 0:
+        out["holds"] = True
+    elif iv["high"] < 0:
+        out["holds"] = False
+    return out
 
 
 def sign_test(differences: Sequence[float]) -> dict:
@@ -90,3 +142,11 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     n = only_a + only_b
     p = stats.binomtest(only_a, n, 0.5).pvalue if n else 1.0
     return {"only_a": only_a, "only_b": only_b, "p_value": _finite(p)}
+
+
+def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> dict:
+    """One-sided Mann-Whitney U test of x tending to exceed y (None without values on both sides)."""
+    if not len(x) or not len(y):
+        return {"statistic": None, "p_value": None}
+    res = stats.mannwhitneyu(np.asarray(x, float), np.asarray(y, float), alternative="greater")
+    return {"statistic": _finite(res.statistic), "p_value": _finite(res.pvalue)}

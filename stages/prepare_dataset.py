@@ -6,19 +6,20 @@ source, the sha256 of its files, sizes).
 Where the data come from is outside DVC's view, so this stage does not rerun when LATENTSPACE_DATA_DIR changes:
 after switching sources, `dvc repro -f prepare_dataset@<name>`. Identical bytes give identical arrays, so the
 studies downstream rerun only when the data really differ."""
+from latentspace import paths
 from latentspace.core.io import write_json
 from latentspace.core.stage import StageRun, arg, stage
 from latentspace.datasets import DATASETS, locate_source, prepare
 
 
-@stage(__doc__, name="prepare_dataset@{name}", sections=["datasets"],
+@stage(__doc__, name="prepare_dataset@{name}",
        args=[arg("--name", required=True, choices=sorted(DATASETS))])
 def main(run: StageRun) -> str:
     name = run.args.name
     p = run.params["datasets"]
-    record = prepare(locate_source(name), f"data/{name}", val_size=p[name]["val_size"], seed=p["split_seed"],
+    record = prepare(locate_source(name), paths.dataset(name), val_size=p[name]["val_size"], seed=p["split_seed"],
                      val_param=f"datasets.{name}.val_size")
-    write_json(f"metrics/datasets/{name}.json", record)
+    write_json(paths.dataset_record(name), record)
     return f"{record['train']} train / {record['val']} validation / {record['test']} test images ({record['source']})"
 
 

@@ -3,15 +3,16 @@ tracked metrics, figures, params.yaml and references.yaml, and collect every sta
 metrics/stage_times.json."""
 from pathlib import Path
 
+from latentspace import paths
 from latentspace.core.stage import StageRun, stage
 from latentspace.report.build import STAGE_TIMES, write_report, write_stage_times
 
 
 @stage(__doc__, name="report")
 def main(run: StageRun) -> str:
-    write_report(Path("."), Path("reports/report.md"), Path("reports/report.html"))
+    write_report(Path("."), Path(paths.REPORT_MD), Path(paths.REPORT_HTML))
     record = write_stage_times(Path("."), Path(STAGE_TIMES), run.name, run.seconds)
-    return f"reports/report.html; the stages took {record['total_seconds']:.0f} s in all"
+    return f"{paths.REPORT_HTML}; the stages took {record['total_seconds']:.0f} s in all"
 
 
 if __name__ == "__main__":

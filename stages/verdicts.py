@@ -4,15 +4,16 @@ write the headline metrics that `dvc metrics diff` and `dvc exp show` compare (m
 A study that has not run makes its claims `not run` and its headline file empty; it never stops the stage."""
 from pathlib import Path
 
+from latentspace import paths
 from latentspace.core.io import write_json
 from latentspace.core.stage import StageRun, stage
-from latentspace.headline import headline, headline_paths
-from latentspace.verdicts import REFERENCES_FILE, context, evaluate, load_references
+from latentspace.verdicts.headline import headline, headline_paths
+from latentspace.verdicts.evaluate import REFERENCES_FILE, context, evaluate, load_references
 
-VERDICTS_FILE = "metrics/verdicts.json"
+VERDICTS_FILE = paths.VERDICTS
 
 
-@stage(__doc__, name="verdicts", sections=["verdicts", "rectangles", "segmentation", "latent", "study_b", "study_c"])
+@stage(__doc__, name="verdicts")
 def main(run: StageRun) -> str:
     root = Path(".")
     ctx = context(root, run.params, load_references(root / REFERENCES_FILE))
@@ -21,7 +22,7 @@ def main(run: StageRun) -> str:
     files = headline(ctx, result)
     for name, path in headline_paths(root).items():
         write_json(path, files[name])
-    return ", ".join(f"{n} {v}" for v, n in result["counts"].items() if n) + f" ({len(result['claims'])} claims)"
+    return ", ".join(f"{n} {v}" for v, n in result["counts"].items() if n) + f" ({len(result['claims'])} checks)"
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ def put_png(root: Path, rel: str, rgb=(47, 93, 138)) -> None:
     p.write_bytes(tiny_png(60, 30, rgb))
 
 
+def stopping(converged: bool = True, epochs: int = 5, cap: int = 20) -> dict:
+    """A run's `stopping` record of the metrics contract."""
+    run = epochs if converged else cap
+    return {"epoch_kept": max(1, run - 3) if converged else run, "epochs_run": run, "max_epochs": cap,
+            "converged": converged, "hit_cap": not converged,
+            "phases": [{"epochs_run": run, "max_epochs": cap, "stopped_by": "patience" if converged else "cap"}]}
+
+
 def spread(values: list[float]) -> dict:
     v = np.asarray(values, dtype=float)
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "min": float(v.min()),
@@ -50,28 +58,44 @@ def spread(values: list[float]) -> dict:
 
 # --- Study A ---------------------------------------------------------------------------------------------
 
-def segmentation(root: Path, models: dict[str, dict], launches: int = 2) -> None:
-    """models: "<net>-<loss>" -> {"parameters": int, "mean_iou": float}; launch k adds 0.01 * k to the scores."""
+def segmentation(root: Path, models: dict[str, dict], launches: int = 2, converged: bool = True) -> None:
+    """models: "<net>-<loss>" -> {"parameters": int, "mean_iou": float}; launch k adds 0.01 * k to the scores
+    (mean IoU capped at 0.999)."""
     classes = ("background", "class1", "class2", "class3")
     for name, spec in models.items():
         net, loss = name.split("-")
         per_launch = []
         for k in range(launches):
-            m = spec["mean_iou"] + 0.01 * k
+            m = min(0.999, spec["mean_iou"] + 0.01 * k)
             per_launch.append({
                 "launch": k + 1, "seed": 100 + k, "pixel_accuracy": m + 0.05, "mean_iou": m, "mean_dice": m + 0.03,
                 "mean_iou_rectangles": m - 0.02, "mean_dice_rectangles": m + 0.01,
                 "iou": {c: m + 0.001 * i for i, c in enumerate(classes)},
                 "dice": {c: m + 0.03 + 0.001 * i for i, c in enumerate(classes)},
                 "confusion_matrix": [[900, 10, 20, 30], [5, 80, 3, 2], [7, 1, 70, 4], [9, 2, 6, 65]],
-                "best_epoch": 3 + k, "epochs": 4})
+                "best_epoch": 3 + k, "epochs": 4, "step": None, "started_from": None,
+                "stopping": stopping(spec.get("converged", converged))})
         put_json(root, f"metrics/segmentation/{name}.json", {
             "net": net, "loss": loss, "parameters": spec["parameters"], "launches": launches,
             "seeds": [100 + k for k in range(launches)], "per_launch": per_launch,
             "summary": {key: spread([r[key] for r in per_launch])
                         for key in ("pixel_accuracy", "mean_iou", "mean_dice", "mean_iou_rectangles")},
-            "train_images": 256, "val_images": 32, "test_images": 64, "delta": 15})
+            "train_images": 256, "val_images": 32, "test_images": 64, "delta": 15, "protocol": "independent"})
         put_png(root, f"reports/segmentation/{name}-predictions.png")
+
+
+def eda(root: Path, background: float = 0.4, class_area: tuple[float, ...] = (0.1, 0.1, 0.1),
+        train_contained: bool = True) -> None:
+    """metrics/eda/summary.json (two samples, the contained one with these area fractions) and the training
+    sample's generation record."""
+    def sample(contained: bool, bg: float, areas) -> dict:
+        return {"n": 1000, "image_size": 64, "delta": 15, "contained": contained, "background_fraction": bg,
+                "classes": {f"class_{k + 1}": {"visible_area_fraction": a, "full_area_fraction": a * 1.2}
+                            for k, a in enumerate(areas)}}
+    put_json(root, "metrics/eda/summary.json", {"eda_free": sample(False, 0.55, (0.15, 0.15, 0.15)),
+                                                "eda_contained": sample(True, background, class_area)})
+    put_json(root, "metrics/eda/generate/train.json", {"n": 500, "image_size": 64, "delta": 15, "seed": 1,
+                                                       "contained": train_contained})
 
 
 def baseline(root: Path, mean_iou: float) -> None:
@@ -101,15 +125,33 @@ def latent(root: Path, name: str, pairs: dict[str, list[float]], layer: str = "p
 
 # --- Study B ---------------------------------------------------------------------------------------------
 
-def study_b(root: Path, accuracy: dict[int, list[float]], mse: dict[int, list[float]], data: dict | None = None) -> None:
+def study_b(root: Path, accuracy: dict[int, list[float]], mse: dict[int, list[float]], data: dict | None = None,
+            converged: bool = True, confusion: dict[int, list] | None = None, profile_shift: float = 0.05) -> None:
+    """summary.json and the per-size records under metrics/study_b/sizes/ (seed k of a size: `-s<k>`).
+    confusion: hidden -> 10 x 10 test matrix (default: the published 256 matrix, or 512's at 512); the precision
+    profile of size number i is a base profile with class i raised by profile_shift (seeds add a trace)."""
     by_hidden = {}
-    for h in accuracy:
+    base = np.linspace(0.2, 0.5, 10)
+    for i, h in enumerate(accuracy):
         by_hidden[str(h)] = {"test_mse": float(np.mean(mse[h])), "test_mse_values": mse[h],
                              "probe_test_accuracy": float(np.mean(accuracy[h])),
                              "probe_test_accuracy_values": accuracy[h],
                              "probe_train_accuracy": float(np.mean(accuracy[h])) + 0.02,
                              "probe_test_macro_f1": float(np.mean(accuracy[h])) - 0.01,
                              "seeds": list(range(len(accuracy[h])))}
+        published = references()["facts"]["study_b_confusion"]["values"]
+        matrix = np.asarray((confusion or {}).get(h) or published.get(h) or published[256])
+        for s, (acc, err) in enumerate(zip(accuracy[h], mse[h])):
+            tag = f"{h}" + (f"-s{s}" if s else "")
+            stop = stopping(converged)
+            put_json(root, f"metrics/study_b/sizes/ae-{tag}.json", {
+                "hidden": h, "seed": s, "test_mse": err, "train_images": 3000, "val_images": 500,
+                **{k: stop[k] for k in ("epoch_kept", "epochs_run", "max_epochs", "hit_cap")}, "stopping": stop})
+            precision = base + profile_shift * (np.arange(10) == i % 10) + 0.001 * s * np.sin(np.arange(10) + s)
+            put_json(root, f"metrics/study_b/sizes/probe-{tag}.json", {
+                "hidden": h, "seed": s, "test_accuracy": acc, "stopping": stopping(converged),
+                "confusion": matrix.tolist(), "precision": precision.tolist(),
+                "recall": (np.diag(matrix) / matrix.sum(axis=1)).tolist()})
         put_png(root, f"reports/study_b/probe-{h}-confusion.png")
         put_png(root, f"reports/study_b/ae-{h}-reconstructions.png")
     put_json(root, "metrics/study_b/summary.json", {
@@ -120,16 +162,21 @@ def study_b(root: Path, accuracy: dict[int, list[float]], mse: dict[int, list[fl
 
 # --- Study C ---------------------------------------------------------------------------------------------
 
-def study_c(root: Path, accuracy: dict[str, dict[str, list[float]]], epochs: int = 5) -> None:
-    """accuracy: cell -> regime -> per-seed test accuracy (seeds 0, 1, ...). The kept epoch of seed s is
-    epochs - s (seed 0 hits the cap)."""
+def study_c(root: Path, accuracy: dict[str, dict[str, list[float]]], epochs: int = 5, converged: bool = True,
+            caps: dict[str, int] | None = None) -> None:
+    """accuracy: cell -> regime -> per-seed test accuracy (seeds 0, 1, ...). The report's per-run fields: the kept
+    epoch of seed s is epochs - s (seed 0 hits the cap). The verdicts' `stopping` records: every run converged
+    unless `converged` is False (every run at its cap); caps: epoch cap per regime (and "autoencoder"), 20 by
+    default."""
+    caps = {"autoencoder": 20, **{r: 20 for r in REGIMES}, **(caps or {})}
     for cell, by_regime in accuracy.items():
         arch, augment = cell.split("-")
         n = len(next(iter(by_regime.values())))
         per_seed = [{"seed": s, **{r: {"test_accuracy": by_regime[r][s], "test_macro_f1": by_regime[r][s] - 0.001,
-                                       "epoch_kept": max(1, epochs - s), "hit_cap": s == 0, "max_epochs": epochs}
-                                   for r in REGIMES},
-                     "autoencoder": {"test_mse": 0.02, "epoch_kept": 2, "hit_cap": True, "max_epochs": 2}}
+                                       "epoch_kept": max(1, epochs - s), "hit_cap": s == 0, "max_epochs": epochs,
+                                       "stopping": stopping(converged, epochs, caps[r])} for r in REGIMES},
+                     "autoencoder": {"test_mse": 0.02, "epoch_kept": 2, "hit_cap": True, "max_epochs": 2,
+                                     "stopping": stopping(converged, epochs, caps["autoencoder"])}}
                     for s in range(n)]
         put_json(root, f"metrics/study_c/{cell}.json", {
             "arch": arch, "augment": augment, "seeds": list(range(n)),
@@ -158,13 +205,13 @@ def published_c(refs: dict, cell: str, regime: str) -> float:
 
 
 def study_c_near_published(root: Path, refs: dict, shift: float = 0.0, noise: float = 0.0005, seeds: int = 3,
-                           shift_regimes: tuple[str, ...] = REGIMES) -> dict:
+                           shift_regimes: tuple[str, ...] = REGIMES, **kwargs) -> dict:
     """Study C at the published accuracies (+ `shift` for the regimes in `shift_regimes`) with a little seed noise
     that is the same in every cell and regime (so the paired differences are the published ones, +- a trace)."""
     jitter = np.array([(-1) ** s * noise * (1 + s % 2) for s in range(seeds)])
     acc = {c: {r: list(published_c(refs, c, r) + (shift if r in shift_regimes else 0.0) + jitter
                        + 0.0001 * i * np.arange(seeds)) for i, r in enumerate(REGIMES)} for c in CELLS}
-    study_c(root, acc)
+    study_c(root, acc, **kwargs)
     return acc
 
 

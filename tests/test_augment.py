@@ -8,7 +8,7 @@ from scipy.stats import ks_2samp
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from latentspace.augment import erasing, erasing_boxes, random_erasing
+from latentspace.study_c.erasing import erasing, erasing_boxes, random_erasing
 
 SCALE, RATIO = (0.1, 0.15), (0.3, 3.3)
 

@@ -1,5 +1,6 @@
 """The MNIST / CIFAR-10 data stages: where the data come from, what is recorded, the splits, the errors."""
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,9 @@ def test_prepare_records_source_checksum_and_split(tiny_datasets_dir, tmp_path):
     src = ds.locate_source("mnist", data_dir=tiny_datasets_dir)
     record = ds.prepare(src, tmp_path / "mnist", val_size=100, seed=0)
     assert record["source"] == "offline copy" and record["sha256"] == src.sha256
+    # How the data came, never where they lay: a rerun on another machine records the same metrics.
+    assert record["obtained_by"] == f"offline copy via {ds.DATA_DIR_ENV}" and "location" not in record
+    assert str(tiny_datasets_dir) not in json.dumps(record) and "/" not in "".join(record["sha256"])
     assert (record["train"], record["val"], record["test"]) == (500, 100, 200)
     arrays = ds.load_prepared("mnist", tmp_path)
     with np.load(tiny_datasets_dir / "mnist.npz") as z:
@@ -125,6 +129,19 @@ def test_changed_bytes_and_bad_files_are_refused(tiny_datasets_dir, tmp_path):
         ds.read_source(ds.locate_source("mnist", data_dir=copy))
     with pytest.raises(UserError, match="val_size"):
         ds.prepare(ds.locate_source("mnist", data_dir=tiny_datasets_dir), tmp_path / "x", val_size=600, seed=0)
+
+
+def test_a_torchvision_download_is_recorded_without_its_folder(tmp_path, monkeypatch):
+    """The download's files are named relative to the cache folder, which is not recorded."""
+    def fake_download(name, root):
+        for f in ds._torchvision_files(name, root):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(f.name.encode())
+    monkeypatch.delenv(ds.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(ds, "_download", fake_download)
+    src = ds.locate_source("cifar10", download_dir=tmp_path / "cache")
+    assert src.kind == "torchvision" and src.obtained_by == "torchvision download"
+    assert src.sha256 and all(not k.startswith("/") and str(tmp_path) not in k for k in src.sha256)
 
 
 def test_load_prepared_names_the_stage_to_run(tmp_path):

@@ -1,4 +1,4 @@
-"""The delta sweep (latentspace/sweep.py, sweep.yaml): its settings are checked like params.yaml, a rerun resumes,
+"""The delta sweep (latentspace/sweep/run.py, sweep.yaml): its settings are checked like params.yaml, a rerun resumes,
 and the report is drawn from the experiments' committed metrics; end to end on DVC's queue at tiny sizes."""
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from latentspace.core.errors import UserError
-from latentspace.sweep import load_config, plan
-from latentspace.sweep_report import box_overlap_delta, channel_overlap_delta, write_sweep_report
+from latentspace.sweep.run import load_config, plan
+from latentspace.constants import BOX_OVERLAP_DELTA, CHANNEL_OVERLAP_DELTA
+from latentspace.sweep.report import write_sweep_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def test_the_projects_sweep_is_valid_and_covers_the_colour_boundary():
     config = load_config(ROOT / "sweep.yaml")
     assert config.deltas == (0, 15, 30, 42, 43, 60, 90, 127)
     # 42 is the last delta where each channel alone separates the classes; from 85 on, the colour boxes overlap.
-    assert (channel_overlap_delta(), box_overlap_delta()) == (42.5, 85.0)
+    assert (CHANNEL_OVERLAP_DELTA, BOX_OVERLAP_DELTA) == (42.5, 85.0)
     assert config.overrides["segmentation.launches"] == 1
     args = config.set_args(43)
     assert args[-2:] == ["-S", "delta=43"] and "segmentation.losses=[\"wce\"]" in args
@@ -76,7 +77,7 @@ def nested(dotted: dict) -> dict:
 
 def fake_experiment(repo: Path, config, delta: int, baseline: str) -> dict:
     """Commit the metrics files an experiment at `delta` would write (colour decides less as delta grows)."""
-    colour = 1.0 if delta < box_overlap_delta() else 0.6
+    colour = 1.0 if delta < BOX_OVERLAP_DELTA else 0.6
     for net, quality in (("nn1", 0.8), ("nn2", 0.9), ("nn3", 0.85)):
         values = [quality * (1 - delta / 400)]
         record = {"summary": {"mean_iou": {"mean": values[0], "min": values[0], "max": values[0], "values": values}}}
@@ -85,7 +86,7 @@ def fake_experiment(repo: Path, config, delta: int, baseline: str) -> dict:
         pairs = {pair: [colour * quality] for pair in ("1-2", "1-3", "2-3")}
         put(repo, f"metrics/latent/{net}-wce.json", {"primary_layer": layer, "separability": {layer: {
             p: {config.reducer: {"pairs": pairs, "launches": [1]}} for p in config.probe_sets}}})
-        put(repo, f"metrics/timing/train_segmentation@{net}-wce.json", {"seconds": 10.0 + delta})
+    put(repo, "metrics/timing/train_segmentation.json", {"seconds": 10.0 + delta})
     put(repo, "metrics/segmentation/baseline.json", {"mean_iou": colour})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", f"delta {delta}")
@@ -111,7 +112,7 @@ def test_the_report_plots_every_net_and_the_baseline_against_delta(tmp_path, mon
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    put(repo, "metrics/timing/train_segmentation@nn1-wce.json", {"seconds": 1.0})
+    put(repo, "metrics/timing/train_segmentation.json", {"seconds": 1.0})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
     baseline = git(repo, "rev-parse", "HEAD").strip()
@@ -130,7 +131,7 @@ def test_the_report_plots_every_net_and_the_baseline_against_delta(tmp_path, mon
     assert frame["nn2-wce"].iloc[0] == pytest.approx(0.9)
     assert frame["nn1-wce separability all"].iloc[2] == pytest.approx(0.6 * 0.8)
     # Seconds of the stages each experiment ran: its timing files that differ from the baseline's.
-    assert list(frame["stage seconds"]) == [30.0 + 3 * 0, 30.0 + 3 * 42, 30.0 + 3 * 90]
+    assert list(frame["stage seconds"]) == [10.0 + 0, 10.0 + 42, 10.0 + 90]
     md = report["md"].read_text()
     assert "| 90 | 0.600 |" in md and "9.0 minutes of wall time for 3 experiments" in md
     assert "No finished experiment for delta [127]" in md
@@ -152,18 +153,19 @@ def test_the_report_plots_every_net_and_the_baseline_against_delta(tmp_path, mon
 
 @pytest.mark.e2e
 def test_the_sweep_runs_on_the_queue_then_resumes_without_rerunning(dvc_repo):
-    """Two deltas of the colour baseline only (the nets are what test_pipeline_full's experiment runs): the queue,
-    the wait, the report from the experiments' commits, and a rerun that finds both done."""
+    """Two deltas of a tiny Study A (one net, one loss, one launch of one epoch per phase): the queue, the wait, the
+    report from the experiments' commits, and a rerun that finds both done."""
+    from test_pipeline_study_a_nets import TINY as TINY_STUDY_A_NETS
     from test_sweeps import TINY_STUDY_A
-    dvc_repo.set_params(**TINY_STUDY_A)
+    dvc_repo.set_params(**{**TINY_STUDY_A, **TINY_STUDY_A_NETS, "segmentation.launches": 1})
     dvc_repo.commit("tiny study A")
     config = yaml.safe_load((ROOT / "sweep.yaml").read_text())
-    config.update(deltas=[0, 127], targets=["colour_baseline"], if_cached=[],
+    config.update(deltas=[0, 127], targets=["train_segmentation"], if_cached=[],
                   overrides={"rectangles.samples.test.images": 12})
     (dvc_repo.path / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     dvc_repo.commit("sweep settings")
 
-    run = dvc_repo.run(sys.executable, "-m", "latentspace.sweep", check=False)
+    run = dvc_repo.run(sys.executable, "-m", "latentspace.sweep.run", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "to run: [0, 127]" in run.stdout and "this run took" in run.stdout, run.stdout
     results = (dvc_repo.path / "reports/sweep/results.csv").read_text().splitlines()
@@ -176,7 +178,7 @@ def test_the_sweep_runs_on_the_queue_then_resumes_without_rerunning(dvc_repo):
     md = (dvc_repo.path / "reports/sweep.md").read_text()
     assert "| 127 |" in md and "minutes of wall time for 2 experiments" in md, md
 
-    again = dvc_repo.run(sys.executable, "-m", "latentspace.sweep", check=False)
+    again = dvc_repo.run(sys.executable, "-m", "latentspace.sweep.run", check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "done already: [0, 127]" in again.stdout and "to run: none" in again.stdout, again.stdout
     assert "minutes of wall time for 2 experiments" in (dvc_repo.path / "reports/sweep.md").read_text()

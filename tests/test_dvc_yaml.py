@@ -51,7 +51,7 @@ def expected_deps(script: str) -> set[str]:
 
 
 def script_of(spec: dict) -> str:
-    found = re.search(r"\bpython (stages/\w+\.py)\b", spec["cmd"])
+    found = re.search(r"\bpython (stages/[\w/]+\.py)\b", spec["cmd"])
     assert found, f"stage command {spec['cmd']!r} does not run a stages/ script"
     return found.group(1)
 
@@ -68,16 +68,17 @@ def test_stage_deps_are_its_script_and_every_library_module_it_imports(stage):
 
 def test_every_stage_script_is_a_stage():
     used = {script_of(spec.get("do") or spec) for spec in STAGES.values()}
-    assert used == {f"stages/{p.name}" for p in (ROOT / "stages").glob("*.py")}
+    assert used == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").rglob("*.py")}
 
 
 def test_the_closure_follows_imports_through_modules_and_folders():
-    # stages/generate_probe_sets.py imports latentspace.probes, which imports rectangles, which imports core.io.
-    closure = imported_modules(ROOT / "stages/generate_probe_sets.py")
-    assert {"latentspace/probes.py", "latentspace/rectangles.py", "latentspace/core/io.py"} <= closure
-    assert "latentspace/latent.py" not in closure
-    assert expected_deps("stages/generate_probe_sets.py") == {
-        "latentspace/core", "latentspace/probes.py", "latentspace/rectangles.py"}
+    # stages/study_a/generate_image_sets.py imports latentspace.study_a.image_sets, which imports rectangles, which imports core.io.
+    closure = imported_modules(ROOT / "stages/study_a/generate_image_sets.py")
+    assert {"latentspace/study_a/image_sets.py", "latentspace/study_a/rectangles.py", "latentspace/core/io.py"} <= closure
+    assert "latentspace/study_a/latent.py" not in closure
+    assert expected_deps("stages/study_a/generate_image_sets.py") == {
+        "latentspace/constants.py", "latentspace/core", "latentspace/paths.py", "latentspace/study_a/image_sets.py",
+        "latentspace/study_a/rectangles.py"}
 
 
 def test_python_caches_never_count_as_a_change_of_a_folder_dep():

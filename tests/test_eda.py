@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from latentspace import eda
-from latentspace import rectangles as rect
-from latentspace.rectangles import RectangleSet, generate_rectangles, render
+from latentspace.study_a import eda
+from latentspace.study_a import rectangles as rect
+from latentspace.study_a.rectangles import RectangleSet, generate_rectangles, render
 
 SIZE = 8
 
@@ -75,3 +75,13 @@ def test_figures_render(tmp_path):
     for name, fig in figures.items():
         save_figure(tmp_path / f"{name}.png", fig)
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_statistics_of_a_sample_stored_as_its_table_equal_those_of_its_pixels(tmp_path):
+    kw = dict(image_size=16, delta=15, seed=2, contained=False)
+    rect.write_rectangles(tmp_path / "pixels", 120, **kw)
+    rect.write_parameters(tmp_path / "table", 120, **kw)
+    assert eda.sample_statistics(rect.load_rectangles(tmp_path / "pixels")) == \
+        eda.sample_statistics(rect.load_parameters(tmp_path / "table"))
+    figure = eda.examples_figure(rect.load_parameters(tmp_path / "table"), 3, "examples")
+    assert len(figure.axes) == 5 * 3

@@ -1,10 +1,11 @@
-"""Study A4 latent analysis: known answers on synthetic codes and probe-set variants."""
+"""Study A4 latent analysis: known answers on synthetic codes and image-set variants."""
 
 import numpy as np
 
 import pytest
 
-from latentspace import latent, separability
+from latentspace.study_a import latent
+from latentspace.study_a import separability
 
 IMAGE_SIZE = 32
 CLASS_CENTRES = np.array([[42, 127, 212], [127, 212, 42], [212, 42, 127]])

@@ -1,4 +1,7 @@
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -32,7 +35,7 @@ def test_committed_params_are_valid(project_root):
 def test_bad_delta_names_parameter_value_and_range(params_file, value):
     _set(params_file, "delta", value)
     with pytest.raises(ParamError) as e:
-        load_params(params_file, sections=[])
+        load_params(params_file)
     msg = str(e.value)
     assert "'delta'" in msg and "from 0 to 127" in msg and "\n" not in msg
 
@@ -42,13 +45,13 @@ def test_unknown_top_level_key_suggests_the_right_one(params_file):
     data["detla"] = data.pop("delta")
     params_file.write_text(yaml.safe_dump(data))
     with pytest.raises(ParamError, match=r"unknown parameter 'detla' \(did you mean 'delta'\?\)"):
-        load_params(params_file, sections=[])
+        load_params(params_file)
 
 
 def test_bad_device(params_file):
     _set(params_file, "device", "gpu")
     with pytest.raises(ParamError, match="'device' = 'gpu'.*one of auto, cpu, cuda"):
-        load_params(params_file, sections=[])
+        load_params(params_file)
 
 
 def test_missing_file_is_one_line(tmp_path):
@@ -62,5 +65,22 @@ def test_a_bad_list_that_shapes_the_pipeline_stops_every_stage(params_file, key,
     # The data stages read none of these sections, yet they must stop a run whose matrix is wrong before working.
     _set(params_file, key, value)
     with pytest.raises(ParamError) as e:
-        load_params(params_file, sections=["rectangles"])
+        load_params(params_file)
     assert f"'{key}'" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("key, value", [("study_c.seeds", 0), ("segmentation.launches", 0)])
+def test_a_bad_value_of_another_study_stops_the_data_stage_in_one_line(tmp_path, project_root, key, value):
+    """Whichever stage runs first stops a run with a bad value anywhere in params.yaml: here the MNIST data stage,
+    which reads none of Study C's or Study A's parameters, before it looks for any data."""
+    shutil.copy(project_root / "params.yaml", tmp_path / "params.yaml")
+    _set(tmp_path / "params.yaml", key, value)
+    env = {**os.environ, "LATENTSPACE_DATA_DIR": str(tmp_path / "nowhere"),
+           "LATENTSPACE_DOWNLOAD_DIR": str(tmp_path / "nowhere")}
+    res = subprocess.run([sys.executable, str(project_root / "stages/prepare_dataset.py"), "--name", "mnist"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: ") and f"'{key}'" in lines[0], lines[0]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / "metrics").exists()

@@ -9,7 +9,7 @@ import yaml
 
 from latentspace.core.params import ParamError, load_params
 
-ROOT_FILES = ("latentspace/rectangles.py", "latentspace/eda.py")   # library files the stages declare as deps
+ROOT_FILES = ("latentspace/study_a/rectangles.py", "latentspace/study_a/eda.py")   # library files the stages declare as deps
 GENERATE = {f"generate_rectangles@{s}" for s in ("eda_free", "eda_contained", "train", "test")}
 
 
@@ -60,7 +60,7 @@ def bad_params(tmp_path, project_root, request):
 def test_bad_parameter_is_one_line_naming_it_its_value_and_what_is_allowed(bad_params):
     folder, expected = bad_params
     with pytest.raises(ParamError) as e:
-        load_params(folder / "params.yaml", sections=["rectangles", "eda"])
+        load_params(folder / "params.yaml")
     message = str(e.value)
     assert "\n" not in message
     for fragment in expected:
@@ -70,7 +70,7 @@ def test_bad_parameter_is_one_line_naming_it_its_value_and_what_is_allowed(bad_p
 @pytest.mark.parametrize("bad_params", ["delta 1.5", "size 0", "typo"], indirect=True)
 def test_stage_script_exits_2_with_one_line_and_no_traceback(bad_params, project_root):
     folder, expected = bad_params
-    res = subprocess.run([sys.executable, str(project_root / "stages/generate_rectangles.py"), "--sample", "train"],
+    res = subprocess.run([sys.executable, str(project_root / "stages/study_a/generate_rectangles.py"), "--sample", "train"],
                          cwd=folder, capture_output=True, text=True)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
@@ -80,7 +80,7 @@ def test_stage_script_exits_2_with_one_line_and_no_traceback(bad_params, project
 
 def test_unknown_sample_argument_is_one_line(tmp_path, project_root):
     shutil.copy(project_root / "params.yaml", tmp_path / "params.yaml")
-    res = subprocess.run([sys.executable, str(project_root / "stages/generate_rectangles.py"), "--sample", "val"],
+    res = subprocess.run([sys.executable, str(project_root / "stages/study_a/generate_rectangles.py"), "--sample", "val"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "'val'" in res.stderr and "eda_free, eda_contained, train, test" in res.stderr

@@ -1,5 +1,5 @@
-"""Study A3 + A4 through DVC: rectangles -> one segmentation net -> probe sets -> latent analysis, the colour
-baseline, and which stages a changed loss setting touches."""
+"""Study A3 + A4 through DVC: rectangles -> one segmentation net (a chain of two launches) and the colour
+baseline -> image sets -> latent analysis, and which stages a changed setting touches."""
 
 import pytest
 
@@ -9,6 +9,7 @@ TINY = {
     "rectangles.samples.test.images": 16,
     "segmentation.nets": ["nn2"],
     "segmentation.losses": ["wce"],
+    "segmentation.chain": ["wce"],
     "segmentation.launches": 2,
     "segmentation.train_images": 0,
     "segmentation.val_images": 16,
@@ -27,10 +28,11 @@ TINY = {
     "latent.launches": 2,
     "latent.separability_knn": 3,
 }
-METRIC_KEYS = {"net", "loss", "parameters", "launches", "seeds", "per_launch", "summary", "train_images",
-               "val_images", "test_images", "delta"}
+METRIC_KEYS = {"net", "loss", "parameters", "protocol", "launches", "seeds", "per_launch", "summary", "chain",
+               "train_images", "val_images", "test_images", "delta"}
 LAUNCH_KEYS = {"launch", "seed", "pixel_accuracy", "iou", "dice", "mean_iou", "mean_dice", "mean_iou_rectangles",
-               "mean_dice_rectangles", "confusion_matrix", "best_epoch", "epochs"}
+               "mean_dice_rectangles", "confusion_matrix", "best_epoch", "epochs", "stopping", "step",
+               "started_from", "weights_sha256"}
 NO_TIMES = ("seconds", "device", "precision", "train_images_per_second")
 
 
@@ -39,27 +41,37 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     dvc_repo.set_params(**TINY)
     dvc_repo.commit("tiny study A")
 
-    res = dvc_repo.dvc("repro", "latent_analysis", "colour_baseline")
+    res = dvc_repo.dvc("repro", "latent_analysis")
     assert dvc_repo.ran_stages(res.stdout) == {
-        "generate_rectangles@train", "generate_rectangles@test", "train_segmentation@nn2-wce",
-        "generate_probe_sets", "latent_analysis@nn2-wce", "colour_baseline"}
+        "generate_rectangles@train", "generate_rectangles@test", "train_segmentation", "generate_image_sets",
+        "latent_analysis"}
     # Each stage ends with one headline line.
-    assert "train_segmentation@nn2-wce: test mean IoU" in res.stdout
+    assert "train_segmentation: 2 runs (chained): test mean IoU" in res.stdout
+    # The samples are stored as their parameter tables (the pixels are painted from them where needed).
+    assert {p.name for p in (dvc_repo.path / "data/rectangles/train").iterdir()} == {"params.npy", "meta.json"}
 
     net = dvc_repo.json("metrics/segmentation/nn2-wce.json")
     assert set(net) == METRIC_KEYS
     assert (net["net"], net["loss"], net["parameters"], net["delta"]) == ("nn2", "wce", 62_264, 15)
     assert (net["train_images"], net["val_images"], net["test_images"]) == (80, 16, 16)
     assert net["launches"] == 2 and net["seeds"] == [0, 1] and [r["launch"] for r in net["per_launch"]] == [1, 2]
+    # The chained protocol: launch 2 continues from the weights launch 1 kept.
+    first, second = net["per_launch"]
+    assert net["protocol"] == "chained" and (first["step"], second["step"]) == (1, 2)
+    assert (first["started_from"], second["started_from"]) == (None, "nn2-wce launch 1")
+    assert second["weights_sha256"]["start"] == first["weights_sha256"]["end"]
+    assert [(c["step"], c["loss"], c["launch"]) for c in net["chain"]] == [(1, "wce", 1), (2, "wce", 2)]
+    assert [c["mean_iou"] for c in net["chain"]] == [first["mean_iou"], second["mean_iou"]]
     for run in net["per_launch"]:
         assert set(run) == LAUNCH_KEYS and run["epochs"] == 2 and 1 <= run["best_epoch"] <= 2
+        assert [ph["max_epochs"] for ph in run["stopping"]["phases"]] == [1, 1]
         assert sum(map(sum, run["confusion_matrix"])) == 16 * 16 * 16
         assert 0 <= run["mean_iou"] <= 1 and list(run["iou"]) == ["background", "class1", "class2", "class3"]
     iou = net["summary"]["mean_iou"]
     assert iou["values"] == [r["mean_iou"] for r in net["per_launch"]]
     assert iou["min"] <= iou["mean"] <= iou["max"]
-    timing = dvc_repo.json("metrics/timing/train_segmentation@nn2-wce.json")
-    assert timing["stage"] == "train_segmentation@nn2-wce" and timing["seconds"] > 0
+    timing = dvc_repo.json("metrics/timing/train_segmentation.json")
+    assert timing["stage"] == "train_segmentation" and timing["seconds"] > 0 and timing["runs"] == 2
     assert not any(k in net for k in NO_TIMES)
     for launch in (1, 2):
         live = dvc_repo.path / f"metrics/segmentation/live/nn2-wce/launch-{launch}/plots/metrics"
@@ -73,9 +85,9 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert baseline["net"] == "baseline" and baseline["loss"] is None and "seconds" not in baseline
     assert baseline["mean_iou"] == 1.0 and baseline["pixel_accuracy"] == 1.0
 
-    probe_sets = dvc_repo.json("metrics/latent/probe_sets.json")
-    assert list(probe_sets["probe_sets"]) == ["color", "all"] and probe_sets["probe_sets"]["all"]["images"] == 45
-    assert {p.name for p in (dvc_repo.path / "data/probes").iterdir()} == {"color", "all"}
+    image_sets = dvc_repo.json("metrics/image_sets.json")
+    assert list(image_sets["image_sets"]) == ["color", "all"] and image_sets["image_sets"]["all"]["images"] == 45
+    assert {p.name for p in (dvc_repo.path / "data/image_sets").iterdir()} == {"color", "all"}
     latent = dvc_repo.json("metrics/latent/nn2-wce.json")
     assert (latent["net"], latent["loss"], latent["primary_layer"]) == ("nn2", "wce", "bottleneck")
     assert not any(k in latent for k in NO_TIMES)
@@ -96,9 +108,10 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
         "f1-fit.png", "f1-heldout.png", "scatter-bottleneck.png", "continuity.png"}
     dvc_repo.commit("ran")
 
-    # A loss's own settings touch only that loss's instances; a new loss adds only its own chain.
-    dvc_repo.set_params(**{"segmentation.loss_settings.focal.gamma": 3.0})
-    assert "train_segmentation" not in dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
+    # An analysis setting reruns only the analysis; a training setting the training (and what reads its models).
+    dvc_repo.set_params(**{"latent.apart_margin": 0.2})
+    status = dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
+    assert "latent_analysis" in status and "train_segmentation" not in status
     dvc_repo.set_params(**{"segmentation.loss_settings.wce.class_weight": 2.0})
     status = dvc_repo.dvc("status", "--with-deps", "latent_analysis").stdout
-    assert "train_segmentation@nn2-wce" in status and "generate_probe_sets" not in status
+    assert "train_segmentation" in status and "generate_image_sets" not in status

@@ -1,4 +1,5 @@
-"""Study B end to end through DVC, on tiny fake CIFAR-10."""
+"""Study B end to end through DVC, on tiny fake CIFAR-10: one pooled stage trains every autoencoder, one probes
+them all, the summary draws the figures and says which claims the run's scale decides."""
 
 import numpy as np
 import pytest
@@ -20,51 +21,61 @@ TINY_STUDY_B = {
     "study_b.repeat_seeds": [1],
     "study_b.jpeg_check_hidden": 4,
 }
+STAGES = {"study_b_autoencoders", "study_b_probes", "study_b_summary"}
 
 
 @pytest.mark.e2e
-def test_study_b_runs_and_adding_a_size_or_seed_runs_only_its_own_chain(dvc_repo, tiny_datasets_dir,
-                                                                          tiny_datasets_params):
+def test_study_b_pools_every_run_and_a_probe_setting_reruns_only_the_probes(dvc_repo, tiny_datasets_dir,
+                                                                             tiny_datasets_params):
     repo = dvc_repo
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
     repo.set_params(**tiny_datasets_params, **TINY_STUDY_B)
     repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
     ran = repo.ran_stages(repo.dvc("repro", "study_b_summary", env=env).stdout)
-    assert {"study_b_autoencoder@4", "study_b_probe@4", "study_b_autoencoder_seed@4-1", "study_b_probe_seed@4-1",
-            "study_b_summary"} <= ran
+    assert STAGES <= ran
 
+    n_train = len(np.load(repo.path / "data/cifar10/y_train.npy"))
     n_test = len(np.load(repo.path / "data/cifar10/y_test.npy"))
     probe = repo.json("metrics/study_b/sizes/probe-4.json")
     rows = repo.json("metrics/study_b/confusion/probe-4.json")
     assert len(rows) == n_test == np.asarray(probe["confusion"]).sum()
-    assert set(probe["per_class"]["cat"]) == {"precision", "recall"}
-    assert probe["standardized"] is False
-    assert probe["train_images"] == len(np.load(repo.path / "data/cifar10/y_train.npy"))   # all training codes
-    ae = repo.json("metrics/study_b/sizes/ae-4.json")
+    assert set(probe["per_class"]["cat"]) == {"precision", "recall", "f1"}
+    assert probe["standardized"] is False and probe["train_images"] == n_train   # all training codes
+    assert probe["stopping"]["max_epochs"] == 3
+    ae = repo.json("metrics/study_b/autoencoders/ae-4.json")
     assert ae["max_epochs"] == 2 and ae["test_mse"] > 0 and "seconds" not in ae
+    assert ae["stopping"]["epoch_kept"] == ae["epoch_kept"] and ae["stopping"]["hit_cap"] == ae["hit_cap"]
     assert ae["val_loss_curve"][ae["epoch_kept"] - 1] == min(ae["val_loss_curve"])
-    assert repo.json("metrics/study_b/sizes/ae-4-s1.json")["seed"] == 1
-    assert (repo.path / "metrics/study_b/live/probe-4/plots/metrics/test_accuracy.tsv").exists()
-    assert repo.json("metrics/timing/study_b_autoencoder_seed@4-1.json")["seconds"] > 0
-    for png in ("ae-4-reconstructions.png", "probe-4-confusion.png", "summary.png"):
+    assert repo.json("metrics/study_b/autoencoders/ae-4-s1.json")["seed"] == 1
+    assert sorted(p.name for p in (repo.path / "models/study_b").iterdir()) == ["ae-4-s1.pt", "ae-4.pt"]
+    assert (repo.path / "metrics/study_b/live/probes/probe-4/plots/metrics/test_accuracy.tsv").exists()
+    assert (repo.path / "metrics/study_b/live/autoencoders/ae-4-s1/plots/metrics/val_loss.tsv").exists()
+    assert repo.json("metrics/timing/study_b_autoencoders.json")["seconds"] > 0
+    for png in ("ae-4-reconstructions.png", "ae-4-s1-reconstructions.png", "probe-4-confusion.png",
+                "probe-4-s1-confusion.png", "summary.png"):
         assert (repo.path / "reports/study_b" / png).stat().st_size > 1000
 
     summary = repo.json("metrics/study_b/summary.json")
     h4 = summary["by_hidden"]["4"]
     assert h4["seeds"] == [0, 1] and len(h4["probe_test_accuracy_values"]) == 2
     assert h4["probe_test_accuracy"] == pytest.approx(np.mean(h4["probe_test_accuracy_values"]))
+    assert len(h4["per_class"]["cat"]["recall_values"]) == 2
     jpeg = probe["jpeg_roundtrip"]
     assert jpeg["test_accuracy_copy"] == probe["test_accuracy"] and 0 <= jpeg["test_accuracy_roundtrip"] <= 1
     assert repo.json("metrics/study_b/sizes/probe-4-s1.json")["jpeg_roundtrip"] is None
-    assert summary["data"]["source"] == "offline copy" and summary["data"]["jpeg_decoded"] is True
-    assert summary["data"]["jpeg_roundtrip_drop"] == pytest.approx(
-        jpeg["test_accuracy_copy"] - jpeg["test_accuracy_roundtrip"])
+    data = summary["data"]
+    assert data["source"] == "offline copy" and data["jpeg_decoded"] is True and "location" not in data
+    assert str(tiny_datasets_dir) not in (repo.path / "metrics/study_b/summary.json").read_text()
+    assert data["jpeg_roundtrip_drop"] == pytest.approx(jpeg["test_accuracy_copy"] - jpeg["test_accuracy_roundtrip"])
+    scale = summary["scale"]
+    assert scale["ae_runs"] == 2 and scale["full_train_images"] == n_train and scale["all_training_data"]
+    assert set(scale["claims"]) == {"b-below-half", "b-mse-decreasing", "b-probe-accuracy"}
 
     repo.commit("baseline")
-    out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.hidden_sizes=[4,8]",
-                   "-S", "study_b.repeat_seeds=[1,2]", env=env).stdout
-    assert repo.ran_stages(out) == {"study_b_autoencoder@8", "study_b_probe@8", "study_b_autoencoder_seed@4-2",
-                                    "study_b_probe_seed@4-2", "study_b_summary"}
+    out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.probe_lr=0.002", env=env).stdout
+    assert repo.ran_stages(out) == {"study_b_probes", "study_b_summary"}
+    out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.hidden_sizes=[4,8]", env=env).stdout
+    assert repo.ran_stages(out) == STAGES
     summary = repo.json("metrics/study_b/summary.json")
-    assert set(summary["by_hidden"]) == {"4", "8"} and summary["by_hidden"]["4"]["seeds"] == [0, 1, 2]
+    assert set(summary["by_hidden"]) == {"4", "8"} and summary["by_hidden"]["4"]["seeds"] == [0, 1]
     assert [r["hidden"] for r in repo.json("metrics/study_b/plots/mse_by_size.json")] == [4, 8]

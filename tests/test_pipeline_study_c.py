@@ -25,7 +25,8 @@ REGIMES = ("frozen", "fine_tuned", "scratch")
 def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
     repo = dvc_repo
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
-    repo.set_params(**tiny_datasets_params, **TINY_STUDY_C)
+    # One worker: spawning two costs more than these tiny runs (bit-identity across workers: test_study_c.py).
+    repo.set_params(**tiny_datasets_params, **TINY_STUDY_C, workers=1)
     repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
     out = repo.dvc("repro", *(f"study_c@{c}" for c in CELLS), env=env).stdout
     assert repo.ran_stages(out) == {"prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
@@ -33,7 +34,8 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
     # Which data it ran on: the source and its checksum, in the tracked metrics of the data stage.
     source = repo.json("metrics/datasets/mnist.json")
     npz = tiny_datasets_dir / "mnist.npz"
-    assert source["source"] == "offline copy" and source["location"] == str(npz.resolve())
+    assert source["source"] == "offline copy" and source["obtained_by"] == "offline copy via LATENTSPACE_DATA_DIR"
+    assert "location" not in source and str(tiny_datasets_dir) not in json.dumps(source)
     assert source["sha256"] == {"mnist.npz": hashlib.sha256(npz.read_bytes()).hexdigest()}
     assert (source["train"], source["val"], source["test"]) == (500, 100, 200)
     y_test = np.load(repo.path / "data/mnist/y_test.npy")
@@ -49,13 +51,21 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
                 # Early stopping: the kept epoch is the one with the lowest validation loss, within the cap.
                 assert run["max_epochs"] == 2 and 1 <= run["epoch_kept"] <= run["epochs_run"] <= 2
                 assert run["val_loss_curve"][run["epoch_kept"] - 1] == min(run["val_loss_curve"])
-                assert run["hit_cap"] == (run["epochs_run"] == 2 and run["epoch_kept"] == 2)
+                assert run["hit_cap"] == (not run["stopping"]["converged"])
+                assert run["stopping"]["converged"] == (run["stopping"]["phases"][0]["stopped_by"] == "patience")
+                assert run["best_val_loss"] == min(run["val_loss_curve"])
+                assert run["best_val_accuracy"] == run["val_accuracy_curve"][run["epoch_kept"] - 1]
+            converged = sum(r[regime]["stopping"]["converged"] for r in m["per_seed"])
+            assert m[regime]["runs_converged"] == converged and m["converged"][regime] == f"{converged}/2"
+        assert m["autoencoder"]["runs"] == 2 and m["per_seed"][0]["autoencoder"]["stopping"]["max_epochs"] == 1
+        assert m["min_delta"] == m["settings"]["min_delta"]
         assert m["settings"]["batch_size"] == 64 and m["patience"] == 1
         assert (m["settings"]["augment"] is None) == cell.endswith("-none")
         assert (repo.path / f"reports/study_c/{cell}-reconstructions.png").stat().st_size > 1000
         assert (repo.path / f"metrics/study_c/live/{cell}/plots/metrics/seed1/scratch/val_accuracy.tsv").exists()
         timing = repo.json(f"metrics/timing/study_c@{cell}.json")
-        assert timing["seconds"] > 0 and len(timing["per_seed"]) == 2
+        assert timing["seconds"] > 0 and len(timing["per_seed"]) == 2 and timing["workers"] == 1
+        assert (repo.path / f"metrics/study_c/live/{cell}/plots/metrics/seed0/autoencoder/val_loss.tsv").exists()
 
         # Every seed's test predictions, row k for seeds[k]; they reproduce the accuracy in the metrics.
         with np.load(repo.path / f"data/study_c/predictions/{cell}.npz") as saved:
@@ -76,11 +86,14 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
     repo.set_params(**{"study_c.architectures.fc.ae_max_epochs": 1})
     changed = {k for k in json.loads(repo.dvc("status", "--json", env=env).stdout) if k.split("@")[-1] in CELLS}
     assert changed == {"study_c@conv-erasing"}
+    repo.set_params(**{"study_c.augmentations.erasing.scale": [0.1, 0.15], "study_c.min_delta": 0.01})
+    changed = {k for k in json.loads(repo.dvc("status", "--json", env=env).stdout) if k.split("@")[-1] in CELLS}
+    assert changed == {"study_c@fc-none", "study_c@conv-erasing"}
 
     # A reversed erasing range stops the stage with one line, and leaves its outputs as they were.
     before = (repo.path / "metrics/study_c/conv-erasing.json").read_text()
     repo.set_params(**{"study_c.augmentations.erasing.scale": [0.3, 0.1]})
-    res = repo.run("python", "stages/study_c.py", "--arch", "conv", "--augment", "erasing", env=env, check=False)
+    res = repo.run("python", "stages/study_c/cell.py", "--arch", "conv", "--augment", "erasing", env=env, check=False)
     assert res.returncode == 2
     assert res.stderr.strip() == ("error: parameter 'study_c.augmentations.erasing.scale' = [0.3, 0.1] is not "
                                   "allowed; expected [low, high] with 0 < low <= high <= 1")

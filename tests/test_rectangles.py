@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from latentspace import rectangles as rect
+from latentspace.study_a import rectangles as rect
 from latentspace.core.errors import UserError
-from latentspace.rectangles import (
+from latentspace.study_a.rectangles import (
     CLASS_COLOURS,
     RectangleSet,
     generate_rectangles,
@@ -180,3 +180,17 @@ def test_rectangle_set_holds_the_contracted_types():
     assert rs.masks.shape == (4, 3, 8, 8) and rs.masks.dtype == bool
     assert rs.params.shape == (4, 3, 8) and rs.params.dtype == np.int16
     assert {"delta", "image_size", "seed", "contained", "clipped_colours", "n"} <= set(rs.meta)
+
+
+def test_a_sample_stored_as_its_table_loads_as_the_same_pixels(tmp_path):
+    from latentspace.study_a.rectangles import load_parameters, write_parameters
+    kw = dict(image_size=16, delta=20, seed=5, contained=False)
+    write_rectangles(tmp_path / "pixels", 50, **kw)
+    meta = write_parameters(tmp_path / "table", 50, **kw)
+    assert {p.name for p in (tmp_path / "table").iterdir()} == {"params.npy", "meta.json"}
+    assert meta["pixels_stored"] is False and meta["n"] == 50
+    full, painted = load_rectangles(tmp_path / "pixels"), load_rectangles(tmp_path / "table")
+    for name in ("images", "labels", "masks", "params"):
+        assert np.array_equal(getattr(full, name), getattr(painted, name))
+    table = load_parameters(tmp_path / "table")
+    assert table.images is None and np.array_equal(table.params, full.params)

@@ -16,12 +16,12 @@ from browser import find_browser, page_network_requests
 
 import fake_metrics as fake
 from fake_metrics import put_json, put_png
-from latentspace.headline import headline, headline_paths
+from latentspace.verdicts.headline import headline, headline_paths
 from latentspace.report.appendix import run_identity, stage_times
 from latentspace.report.build import write_report, write_stage_times
 from latentspace.report.glance_figures import FIGURES, GLANCE_DIR
-from latentspace.verdicts import context, evaluate, load_references
-from latentspace.verdicts_base import VERDICTS
+from latentspace.verdicts.evaluate import context, evaluate, load_references
+from latentspace.verdicts.base import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("nn1-wce", "nn1-dice", "nn2-wce", "nn2-dice", "nn3-wce", "nn3-dice")
@@ -35,7 +35,7 @@ def _stat(lo: int, hi: int, mean: float, std: float) -> dict:
 
 
 def fake_study_a_data(root: Path) -> None:
-    """The formats of stages/generate_rectangles.py and stages/eda.py (metrics/eda/summary.json)."""
+    """The formats of stages/study_a/generate_rectangles.py and stages/study_a/eda.py (metrics/eda/summary.json)."""
     for i, (name, n, contained) in enumerate([("eda_free", 50000, False), ("eda_contained", 50000, True),
                                                ("train", 256, True), ("test", 64, True)]):
         put_json(root, f"metrics/eda/generate/{name}.json", {"n": n, "image_size": 64, "delta": 15, "seed": 1000 + i,
@@ -67,14 +67,14 @@ def fake_datasets(root: Path) -> None:
     """The format of stages/prepare_dataset.py."""
     for name, sha, (train, val) in (("mnist", "06af5dfe" * 8, (50000, 10000)), ("cifar10", "c58f30108" * 7, (45000, 5000))):
         put_json(root, f"metrics/datasets/{name}.json", {
-            "dataset": name.upper(), "source": "offline copy", "location": f"/data/{name}.npz",
+            "dataset": name.upper(), "source": "offline copy", "obtained_by": "offline copy via LATENTSPACE_DATA_DIR",
             "sha256": {f"{name}.npz": sha}, "image_shape": [1, 28, 28], "train": train, "val": val, "test": 10000,
             "split": "seeded permutation", "split_seed": 0, "seconds": 0.36})
 
 
 def fake_latent_probe_sets(root: Path) -> None:
-    put_json(root, "metrics/latent/probe_sets.json", {
-        "probe_sets": {variant: {
+    put_json(root, "metrics/image_sets.json", {
+        "image_sets": {variant: {
             "variant": variant, "images": 30, "per_class": {"1": 10, "2": 10, "3": 10},
             "factor_ranges": {f: {c: ([10, 20] if (f in "RGB" or variant == "all") else [32, 32]) for c in "123"}
                               for f in ("R", "G", "B", "w", "h", "xc", "yc")}} for variant in ("color", "all")},
@@ -118,7 +118,7 @@ def fake_all(root: Path) -> None:
     fake_datasets(root)
     fake_studies(root, refs)
     write_verdicts(root)
-    for i, stage in enumerate(("train_segmentation@nn1-wce", "study_c@fc-none", "verdicts")):
+    for i, stage in enumerate(("train_segmentation", "study_c@fc-none", "verdicts")):
         fake.timing(root, stage, 10.0 + i)
 
 
@@ -172,15 +172,14 @@ def test_the_report_opens_with_the_verdicts_and_ends_with_the_appendix(project):
     assert len(studies) == 3 and len(appendix) == 4 and max(studies) < min(appendix)
     glance = section(md, "Reproduction at a glance")
     verdicts = json.loads((project / "metrics/verdicts.json").read_text())
-    rows = [line for line in glance.splitlines() if line.startswith("| ") and line.rstrip().endswith(
-        tuple(f"| {v} |" for v in VERDICTS))]
+    rows = [line for line in glance.splitlines() if line.startswith("| ") and any(f"| {v} |" in line for v in VERDICTS)]
     assert len(rows) == len(verdicts["claims"])
     # Published and measured as the references and the metrics say.
     refs = fake.references()
     pub = refs["facts"]["study_c_test_scores"]["values"]["conv-none"]["scratch"]["test_accuracy"]
     row = table_row(glance, "Test accuracy of conv-none scratch as published.")
     claim = next(c for c in verdicts["claims"] if c["id"] == "c-cells.conv-none.scratch")
-    assert row[1] == f"{pub:.4f}" and row[2].startswith(f"{claim['measured']['test_accuracy']['mean']:.4g}")
+    assert row[1] == f"{pub:.4f}" and row[2].startswith(f"{claim['measured']['mean']:.4g}")
     assert row[3] == claim["verdict"]
     nn2 = table_row(glance, "NN2 has the original Keras net's parameter count.")
     assert nn2[1] == nn2[2] == f"{refs['facts']['study_a_parameters']['values']['nn2']:,}"
@@ -194,7 +193,9 @@ def test_the_report_opens_with_the_verdicts_and_ends_with_the_appendix(project):
     assert "`delta` | 15" in section(md, "Appendix A") and "`verdicts.clean_pair` | 0.95" in section(md, "Appendix A")
     assert "06af5dfe" in section(md, "Appendix B") and "06af5dfe" not in section(md, "Study C")
     assert "`train`" in section(md, "Appendix B")
-    assert "`study_c@fc-none` | 11.0" in section(md, "Appendix D")
+    # Stage times in the HTML (DVC-cached) only: the git-tracked Markdown is the same for every rerun.
+    assert "11.0" not in section(md, "Appendix D") and "metrics/timing/" in section(md, "Appendix D")
+    assert re.search(r"study_c@fc-none</code></td>\s*<td[^>]*>11\.0<", html) or "11.0" in html
     assert "McNemar" in section(md, "Appendix C") or "paired t" in section(md, "Appendix C")
     # The HTML puts the table of contents after the glance.
     assert html.index("Reproduction at a glance") < html.index("<nav>")
@@ -269,7 +270,7 @@ def test_a_study_not_run_yet_is_a_note_and_the_others_still_render(project):
     assert "Not available yet" in section(md, "Study C")
     assert "0.3" in section(md, "Study B")
     glance = section(md, "Reproduction at a glance")
-    assert table_row(glance, "Test accuracy of fc-none frozen as published.")[2:] == ["–", "not run"]
+    assert table_row(glance, "Test accuracy of fc-none frozen as published.")[2:4] == ["–", "not run"]
     # The key figure of a study that has not run says so; it still exists (an out of the report stage).
     assert (project / GLANCE_DIR / "study_c.png").stat().st_size > 1000
 
@@ -291,7 +292,7 @@ def test_nothing_run_yet_renders_with_notes(tmp_path):
     md, html = render(tmp_path, figures=True)
     assert "No verdicts yet" in section(md, "Reproduction at a glance")
     assert md.count("Not available yet") >= 3
-    assert "No stage has written its timing file" in md
+    assert "No stage has written its timing file" in html and "metrics/timing/" in section(md, "Appendix D")
     assert 'class="note"' in html
     assert all((tmp_path / GLANCE_DIR / name).exists() for name in FIGURES)
 
@@ -299,7 +300,7 @@ def test_nothing_run_yet_renders_with_notes(tmp_path):
 def test_stage_times_come_from_the_timing_files(project):
     times = stage_times(project)
     assert times["study_c@fc-none"]["seconds"] == 11.0 and set(times) == {
-        "train_segmentation@nn1-wce", "study_c@fc-none", "verdicts"}
+        "train_segmentation", "study_c@fc-none", "verdicts"}
     fake.timing(project, "report", 99.0)      # the previous run's: replaced by this run's own time
     record = write_stage_times(project, project / "metrics/stage_times.json", "report", 0.7)
     assert record == json.loads((project / "metrics/stage_times.json").read_text())
@@ -326,23 +327,74 @@ def set_param(root: Path, key: str, value) -> dict:
     return params
 
 
-def test_run_identity_baseline_uncommitted_and_experiment(project):
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "params.yaml")
-    git(project, "commit", "-qm", "baseline")
-    head = git(project, "rev-parse", "HEAD").strip()
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    text = " ".join(getattr(b, "text", "") for b in run_identity(project, params, env={}))
-    assert "committed baseline" in text and head[:7] in text
+def write_lock(root: Path, **stages: dict) -> None:
+    """A dvc.lock whose stages ran with the given parameters (dotted keys, as DVC records a stage's params)."""
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        name: {"cmd": "python x.py", "params": {"params.yaml": values}} for name, values in stages.items()}}))
 
+
+def identity_text(root: Path, params: dict, env: dict | None = None) -> str:
+    return " ".join(getattr(b, "text", "") for b in run_identity(root, params, env=env or {}))
+
+
+def test_run_identity_names_the_parameters_the_run_used_whatever_the_state_of_git(project):
+    import hashlib
+    digest = hashlib.sha256((project / "params.yaml").read_bytes()).hexdigest()[:12]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    text = identity_text(project, params)
+    assert "No other stage has recorded" in text and digest in text
+
+    # The run DVC recorded, at the parameters of params.yaml: the same words before and after a commit (the
+    # issue's case: a committed report must not claim uncommitted changes, nor name the commit before it).
+    write_lock(project, **{"generate_rectangles@train": {"delta": 15, "seed": params["seed"]},
+                           "report": {"delta": 3}})          # the report's own entry is last run's: not read
+    before_commit = run_identity(project, params, env={})
+    assert len(before_commit) == 1 and "recorded in `dvc.lock`" in before_commit[0].text
+    assert "the commit that holds this report" in before_commit[0].text and digest in before_commit[0].text
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "params.yaml", "dvc.lock")
+    git(project, "commit", "-qm", "run")
+    assert run_identity(project, params, env={})[0].text == before_commit[0].text
+    assert "uncommitted" not in before_commit[0].text
+    head = git(project, "rev-parse", "HEAD").strip()
+
+    # A stage that ran with other values than params.yaml holds now: which stage, which value.
     params = set_param(project, "delta", 25)
+    write_lock(project, **{"generate_rectangles@train": {"delta": 15}, "eda": {"eda.examples": 9}})
+    params = set_param(project, "eda.examples", 9)
     blocks = run_identity(project, params, env={})
-    assert "uncommitted" in blocks[0].text
-    assert blocks[1].rows == [["`delta`", "15", "25"]]
+    assert "other values" in blocks[0].text
+    assert blocks[1].rows == [["`generate_rectangles@train`", "`delta`", "15", "25"]]
 
     blocks = run_identity(project, params, env={"DVC_EXP_NAME": "brisk-owl", "DVC_EXP_BASELINE_REV": head})
     assert "brisk-owl" in blocks[0].text and head[:7] in blocks[0].text
-    assert blocks[1].rows == [["`delta`", "15", "25"]]
+    assert ["`delta`", "15", "25"] in blocks[1].rows
+
+
+def test_a_rerun_with_other_stage_times_rewrites_report_md_identically(project):
+    """What a rerun of the same run on another machine changes (seconds) stays out of the tracked report.md."""
+    write_lock(project, **{"generate_rectangles@train": {"delta": 15}})
+    md, html = render(project)
+    fake.timing(project, "study_c@fc-none", 99.5)
+    md_again, html_again = render(project)
+    assert md_again == md and html_again != html and "99.5" in html_again
+
+
+def test_provenance_names_the_source_and_versions_never_a_machine_path(project):
+    from importlib import metadata
+    (project / "requirements.lock").write_text("# lock\nnumpy==0.0.1\ntorch==" + metadata.version("torch").split("+")[0]
+                                               + "\n")
+    write_report(project, project / "reports/report.md", project / "reports/report.html", env={}, figures=False)
+    md = (project / "reports/report.md").read_text()
+    b = section(md, "Appendix B")
+    assert "offline copy via LATENTSPACE_DATA_DIR" in b and "06af5dfe" in b
+    a = section(md, "Appendix A")
+    assert f"| `scipy` | {metadata.version('scipy')} | – |" in a
+    assert f"| `numpy` | {metadata.version('numpy')} | **0.0.1** (differs) |" in a
+    assert re.search(r"\| `torch` \| [^|]+ \| [0-9.]+ \|", a)
+    # No absolute path of this machine anywhere in the report.
+    for where in (str(project), str(Path.home()), str(ROOT)):
+        assert where not in md
 
 
 @pytest.mark.e2e
@@ -357,7 +409,7 @@ def test_dvc_exp_run_report_names_the_experiment_and_its_changes(dvc_repo):
     dvc_repo.dvc("repro", "report")
     dvc_repo.commit("baseline")
     md = (dvc_repo.path / "reports/report.md").read_text()
-    assert "committed baseline" in md
+    assert "No other stage has recorded" in md and "uncommitted" not in md
     # The report and the key figures are committed to git; the HTML, which embeds every figure (megabytes per
     # run), stays in the DVC cache.
     tracked = set(dvc_repo.run("git", "ls-files", "reports", "metrics/stage_times.json").stdout.split())

@@ -19,7 +19,7 @@ def in_project_copy(tmp_path, project_root):
 
 
 def _stage(body):
-    return stage("A test stage.", name="demo@{which}", sections=["eda"],
+    return stage("A test stage.", name="demo@{which}",
                  args=[arg("--which", required=True, choices=["a", "b"])])(body)
 
 

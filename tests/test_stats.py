@@ -75,3 +75,47 @@ def test_mcnemar_exact_is_the_binomial_test_of_the_discordant_images():
     assert res["p_value"] == pytest.approx(by_hand)
     assert res["p_value"] == pytest.approx(sps.binomtest(12, 16, 0.5).pvalue)
     assert stats.mcnemar_exact(a, a)["p_value"] == 1.0
+
+
+def test_spread_is_the_interval_with_min_max_and_values():
+    s = stats.spread(A, 0.95)
+    assert s["values"] == A and s["min"] == min(A) and s["max"] == max(A)
+    assert s["low"] == pytest.approx(stats.t_interval(A, 0.95)["low"])
+    assert stats.spread([0.5])["std"] is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_equivalence_is_tost_against_scipy(seed):
+    rng = np.random.default_rng(seed)
+    x = list(rng.normal(0.97 + rng.normal(0, 0.004), 0.003, size=int(rng.integers(2, 8))))
+    ref, margin, alpha = 0.97, 0.005, 0.05
+    res = stats.equivalence(x, ref, margin, alpha)
+    p_low = sps.ttest_1samp(x, ref - margin, alternative="greater").pvalue
+    p_high = sps.ttest_1samp(x, ref + margin, alternative="less").pvalue
+    assert res["p_lower"] == pytest.approx(p_low) and res["p_upper"] == pytest.approx(p_high)
+    # TOST rejects both nulls exactly when the 1 - 2 alpha interval lies inside the margin band.
+    low, high = sps.t.interval(1 - 2 * alpha, df=len(x) - 1, loc=np.mean(x) - ref, scale=sps.sem(x))
+    assert (res["holds"] is True) == (max(p_low, p_high) < alpha) == (-margin < low and high < margin)
+    assert (res["holds"] is False) == (low > margin or high < -margin)
+
+
+def test_equivalence_without_an_interval_cannot_decide():
+    assert stats.equivalence([0.97], 0.97, 0.01)["holds"] is None
+
+
+def test_directional_sign_size_and_no_effect():
+    assert stats.directional([0.02, 0.03, 0.025], 0.001)["holds"] is True
+    assert stats.directional([-0.02, -0.03, -0.025], 0.001)["holds"] is False
+    assert stats.directional([0.0001, 0.0002, 0.00015], 0.001)["holds"] is False      # inside +-negligible
+    assert stats.directional([0.02, -0.03, 0.025], 0.001)["holds"] is None
+    d = [0.02, 0.03, 0.025]
+    low, high = sps.t.interval(0.95, df=2, loc=np.mean(d), scale=sps.sem(d))
+    res = stats.directional(d, 0.001)["difference"]
+    assert (res["low"], res["high"]) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_mann_whitney_greater_matches_scipy():
+    x, y = [0.3, 0.4, 0.35, 0.5], [0.1, 0.2, 0.15]
+    assert stats.mann_whitney_greater(x, y)["p_value"] == pytest.approx(
+        sps.mannwhitneyu(x, y, alternative="greater").pvalue)
+    assert stats.mann_whitney_greater([], y)["p_value"] is None

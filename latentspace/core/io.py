@@ -1,4 +1,5 @@
-"""Atomic file output: a killed stage never leaves a half-written file behind."""
+"""File input and output: the one YAML reader (one-line errors), and atomic writes (a killed stage never
+leaves a half-written file behind; an interrupted one, Ctrl-C or SIGTERM, removes its temporaries at once)."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +13,26 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import yaml
+
+from latentspace.core.errors import UserError
+
+
+def read_yaml(path: str | Path, *, what: str = "") -> Any:
+    """The one YAML reader of the project (params.yaml, paper_scale.yaml, quick.yaml, references.yaml,
+    sweep.yaml): a missing file or invalid YAML is a UserError of one line naming the file (and the line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        where = f" ({what})" if what else ""
+        raise UserError(f"{path}: file not found{where}; run from the project root") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}") from None
 
 
 def _umask() -> int:
@@ -23,6 +44,35 @@ def _umask() -> int:
 # mkstemp/mkdtemp create private (0600/0700) entries; outputs get the modes a plain open()/mkdir() would give.
 _FILE_MODE = 0o666 & ~_umask()
 _DIR_MODE = 0o777 & ~_umask()
+
+
+# While an output is being swapped in (its renames), the stage runner's SIGINT/SIGTERM handler holds the interrupt
+# here and it is raised once the swap is done: an interrupt between the two renames of `atomic_dir` would lose
+# both the old and the new folder.
+_swapping = 0
+_held: list[BaseException] = []
+
+
+def interrupt(exc: BaseException) -> None:
+    """Raise `exc` (the stage runner's KeyboardInterrupt) now, or as soon as the swap in progress is done."""
+    if _swapping:
+        _held.append(exc)
+        return
+    raise exc
+
+
+@contextlib.contextmanager
+def _swap() -> Iterator[None]:
+    global _swapping
+    _swapping += 1
+    try:
+        yield
+    finally:
+        _swapping -= 1
+    if not _swapping and _held:
+        exc = _held.pop()
+        _held.clear()
+        raise exc
 
 
 # The random part tempfile adds to a name (its _RandomNameSequence: 8 characters of this alphabet).
@@ -55,9 +105,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        if tmp.exists():
-            os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
+        with _swap():
+            if tmp.exists():
+                os.chmod(tmp, _FILE_MODE)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -72,15 +123,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, _DIR_MODE)
-        if path.exists():
-            old = path.with_name(f".tmp-old-{path.name}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with _swap():
+            os.chmod(tmp, _DIR_MODE)
+            if path.exists():
+                old = path.with_name(f".tmp-old-{path.name}")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -85,6 +85,18 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class AutoOr:
+    """The word `auto`, or a value of `spec`."""
+    spec: Any
+
+    def describe(self) -> str:
+        return f"auto or {self.spec.describe()}"
+
+    def check(self, v: Any) -> bool:
+        return v == "auto" or self.spec.check(v)
+
+
+@dataclass(frozen=True)
 class ListOf:
     item: Any
     min_len: int = 1
@@ -106,6 +118,8 @@ SCHEMA: dict[str, Any] = {
     "seed": Int(0, 2**31 - 1),
     "device": Choice("auto", "cpu", "cuda"),
     "precision": Choice("auto", "fp32", "bf16", "fp16"),
+    # Processes that train a stage's independent runs side by side (auto = one per CPU core; 1 on CUDA).
+    "workers": AutoOr(Int(1, 1024)),
     # Colour half-range of the rectangle classes (SPEC A1); > 42 clips to [0, 255].
     "delta": Int(0, 127),
     # @@ section: rectangles, eda (Study A data) @@
@@ -123,7 +137,12 @@ SCHEMA: dict[str, Any] = {
     "segmentation": {
         "nets": ListOf(Choice("nn1", "nn2", "nn3")),
         "losses": ListOf(Choice("wce", "dice", "focal")),
-        "launches": Int(1, 100),             # independent trainings per (net, loss), seeds seed, seed+1, ...
+        "protocol": Choice("chained", "independent"),
+        "chain": ListOf(Choice("wce", "dice", "focal")),  # chained: the losses one model continues through
+        "launches": Int(1, 100),             # launches per (net, loss), seeds seed, seed+1, ...
+        "monitor": Choice("val_mean_iou", "val_loss"),  # what early stopping and the kept epoch follow
+        "patience": Int(1, 1000),            # per phase: epochs without a real improvement
+        "min_delta": Float(0, 0.5),          # relative improvement that counts as real
         "train_images": Int(0),              # 0 = every training image not used for validation
         "val_images": Int(1),
         "batch_size": Int(1),
@@ -177,7 +196,10 @@ SCHEMA: dict[str, Any] = {
         "lr": Float(0, lo_open=True),       # fine-tuned and scratch alike
         "head_lr": Float(0, lo_open=True),  # the frozen regime's linear head
         "head_batch_size": Int(1),
-        "patience": Int(1, 1000),           # early stopping: epochs without a better validation loss
+        "patience": Int(1, 1000),           # early stopping: epochs without a real improvement
+        "min_delta": Float(0, 0.5),         # relative improvement of the validation loss that counts as real
+        "ae_min_delta": Float(0, 0.5),      # ... for the autoencoders
+        "head_patience": Int(1, 1000),      # the frozen regime's head
         "ae_target": Choice("erased", "clean"),  # under erasing, what the autoencoder reconstructs
         "architectures": {arch: {
             "batch_size": Int(1),           # autoencoder, fine-tuned and scratch
@@ -203,11 +225,13 @@ SCHEMA: dict[str, Any] = {
         "ae_val_size": Int(0),            # 0 = the whole validation split
         "ae_max_epochs": Int(1),
         "ae_patience": Int(1, 1000),
+        "ae_min_delta": Float(0, 0.5),
         "ae_batch_size": Int(1),
         "ae_lr": Float(0, lo_open=True),
         "probe_train_size": Int(0),       # 0 = the whole training split
         "probe_max_epochs": Int(1),
         "probe_patience": Int(1, 1000),
+        "probe_min_delta": Float(0, 0.5),
         "probe_batch_size": Int(1),
         "probe_lr": Float(0, lo_open=True),
         "probe_standardize": Bool(),
@@ -215,17 +239,26 @@ SCHEMA: dict[str, Any] = {
         "jpeg_quality": Int(1, 100),
         "grid_per_class": Int(1, 10),
     },
-    # @@ section: verdicts (reproduction claims; latentspace/verdicts.py) @@
+    # @@ section: verdicts (reproduction claims; latentspace/verdicts/evaluate.py) @@
     "verdicts": {
-        "confidence": Float(0.5, 0.999),            # of every t interval over seeds or launches
-        "alpha": Float(0, 0.5, lo_open=True),       # significance level of the per-seed McNemar tests
-        "accuracy_tolerance_pp": Float(0),          # Study C cells: |mean - published| that still reproduces
-        "max_interval_pp": Float(0, lo_open=True),  # an interval wider than this decides nothing
-        "probe_ceiling": Float(0, 1),               # Study B: "below 50%"
-        "probe_tolerance_pp": Float(0),             # Study B: 256 and 512 within this of the published accuracy
+        "confidence": Float(0.5, 0.999),            # of the intervals of directional claims
+        "alpha": Float(0, 0.25, lo_open=True),      # level of each one-sided test (TOST, McNemar, Mann-Whitney)
+        "min_seeds": Int(2, 1000),                  # fewest seeds a Study B or C claim is judged on
+        "min_launches": Int(2, 1000),               # fewest launches a Study A latent claim is judged on
+        "min_test_miou": Float(0, 1),               # Study A: latent claims only on nets at least this good
         "clean_pair": Float(0, 1),                  # Study A: every pair at least this separable = clean clusters
         "apart_pair": Float(0, 1),                  # one class apart: both its pairs at least this ...
         "mixed_pair": Float(0, 1),                  # ... while the remaining pair is below this
+        "area_balance_ratio": Float(1),             # Study A: largest / smallest weighted area that is balanced
+        "accuracy_margin_pp": Float(0, lo_open=True),    # Study C: equivalence margin of accuracies and macro F1
+        "difference_margin_pp": Float(0, lo_open=True),  # Study C: margin of the fine-tuned - scratch differences
+        "negligible_pp": Float(0),                  # Study C: a paired difference inside this is no effect
+        "probe_ceiling": Float(0, 1),               # Study B: "below 50%"
+        "probe_margin_pp": Float(0, lo_open=True),  # Study B: equivalence margin of the probe accuracies
+        "probe_negligible_pp": Float(0),            # Study B: an accuracy gain inside this is no gain
+        "mse_margin_rel": Float(0, 1, lo_open=True),     # Study B: MSE(512) vs MSE(256), fraction of MSE(256)
+        "mse_negligible_rel": Float(0, 1),          # Study B: an MSE drop inside this fraction is no drop
+        "confusion_top_k": Int(1, 9),               # Study B: "X confused with Y" = Y in X's top-k off-diagonal
     },
     # @@ section: report @@
 }
@@ -259,49 +292,38 @@ def _validate(data: Any, schema: dict, prefix: str, errors_only_first: bool = Tr
                              f"expected {spec.describe()}")
 
 
-# The lists dvc.yaml expands into matrix/foreach stage instances. DVC expands them before any stage runs, so a bad
-# entry (`segmentation.nets: [nn4]`) would otherwise surface only when its own instance runs, after every stage
-# before it; every stage checks them, so the first stage of a run stops it.
-PIPELINE_SHAPE = ("segmentation.nets", "segmentation.losses", "latent.probe_sets", "study_b.hidden_sizes",
-                  "study_b.repeat_sizes", "study_b.repeat_seeds")
+# Rules that tie two parameters together. DVC expands the matrix/foreach lists before any stage runs, and every
+# stage validates the whole file, so a bad value anywhere stops the first stage of a run, whichever it is.
+def _cross_checks(data: dict) -> None:
+    seg, lat, b = data["segmentation"], data["latent"], data["study_b"]
+    rules = [
+        (set(seg["chain"]) <= set(seg["losses"]), "segmentation.chain", seg["chain"],
+         f"losses of segmentation.losses ({', '.join(seg['losses'])})"),
+        (lat["launches"] <= seg["launches"], "latent.launches", lat["launches"],
+         f"at most segmentation.launches ({seg['launches']})"),
+        (set(lat["umap_dims"]) <= set(lat["dims"]), "latent.umap_dims", lat["umap_dims"],
+         f"dimensions of latent.dims ({', '.join(map(str, lat['dims']))})"),
+        (set(b["repeat_sizes"]) <= set(b["hidden_sizes"]), "study_b.repeat_sizes", b["repeat_sizes"],
+         f"sizes of study_b.hidden_sizes ({', '.join(map(str, b['hidden_sizes']))})"),
+        (b["jpeg_check_hidden"] in b["hidden_sizes"], "study_b.jpeg_check_hidden", b["jpeg_check_hidden"],
+         f"one of study_b.hidden_sizes ({', '.join(map(str, b['hidden_sizes']))})"),
+    ]
+    for ok, name, value, allowed in rules:
+        if not ok:
+            raise ParamError(f"{PARAMS_FILE}: parameter '{name}' = {_fmt(value)} is not allowed; expected {allowed}")
 
 
-def _check_pipeline_shape(data: dict) -> None:
-    for dotted in PIPELINE_SHAPE:
-        section, key = dotted.split(".")
-        spec = SCHEMA[section][key]
-        node = data.get(section)
-        if not isinstance(node, dict) or key not in node:
-            raise ParamError(f"{PARAMS_FILE}: missing parameter '{dotted}'")
-        if not spec.check(node[key]):
-            raise ParamError(f"{PARAMS_FILE}: parameter '{dotted}' = {_fmt(node[key])} is not allowed; "
-                             f"expected {spec.describe()}")
-
-
-def load_params(path: str | Path = PARAMS_FILE, sections: list[str] | None = None) -> dict:
-    """Load `params.yaml` and validate it. With `sections`, only the top-level values, those sections and the
-    lists that shape the pipeline (PIPELINE_SHAPE) are validated (so a typo in one study's section does not stop
-    another study's stages)."""
+def load_params(path: str | Path = PARAMS_FILE) -> dict:
+    """Load `params.yaml` and validate all of it, with the rules between parameters: one line naming the
+    first bad parameter, its value and what is allowed."""
+    from latentspace.core.io import read_yaml
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ParamError(f"{path}: file not found; run from the project root, where params.yaml lives") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ParamError(f"{path}: not valid YAML{at}") from None
+        data = read_yaml(path)
+    except UserError as e:
+        raise ParamError(str(e)) from None
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected a mapping of parameters, got {_fmt(data)}")
-    scalars = {k: v for k, v in SCHEMA.items() if not isinstance(v, dict)}
-    section_names = [k for k, v in SCHEMA.items() if isinstance(v, dict)]
-    wanted = section_names if sections is None else sections
-    for s in wanted:
-        if s not in section_names:
-            raise ValueError(f"no parameter section '{s}' in the schema")  # programming error
-    schema = {**scalars, **{s: SCHEMA[s] for s in wanted}}
-    # Unknown top-level keys are always an error; sections we were not asked about pass unchecked.
-    visible = {k: v for k, v in data.items() if k not in section_names or k in wanted}
-    _validate(visible, schema, "")
-    _check_pipeline_shape(data)
+    _validate(data, SCHEMA, "")
+    _cross_checks(data)
     return data

@@ -2,10 +2,15 @@
 reached, and how long each stage took (from the stage runner's `metrics/timing/<stage>.json`)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
+import re
 import subprocess
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -59,42 +64,123 @@ def changed_params(before: dict, after: dict) -> list[list[str]]:
             for k in sorted(set(a) | set(b)) if a.get(k, object()) != b.get(k, object())]
 
 
-def run_identity(root: Path, params: dict, env: dict | None = None) -> list:
-    """Which run this is: a DVC experiment and what it changed against its baseline commit, or the
-    committed baseline, or the workspace with uncommitted parameter changes."""
-    env = os.environ if env is None else env
-    exp, baseline = env.get("DVC_EXP_NAME"), env.get("DVC_EXP_BASELINE_REV")
-    if exp:
-        rev = baseline or "HEAD"
-        before = params_at(root, rev)
-        short = rev[:7] if baseline else "HEAD"
-        if before is None:
-            return [Text(f"This report was made by the DVC experiment `{exp}`; its baseline commit `{short}` "
-                         f"could not be read, so the parameter changes are unknown.")]
-        rows = changed_params(before, params)
-        if not rows:
-            return [Text(f"This report was made by the DVC experiment `{exp}`, with the same parameters as its "
-                         f"baseline commit `{short}`.")]
-        return [Text(f"This report was made by the DVC experiment `{exp}`. Parameters that differ from its "
-                     f"baseline commit `{short}`:"),
-                Table(["parameter", f"baseline ({short})", f"experiment {exp}"], rows)]
-    head = _git(root, "rev-parse", "--short", "HEAD")
-    before = params_at(root, "HEAD") if head else None
+# The packages whose versions decide the numbers (requirements.lock pins every dependency; these are shown).
+KEY_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "umap-learn", "numba", "dvc", "dvclive",
+                "pandas", "matplotlib")
+LOCK_FILE = "requirements.lock"
+REPORT_STAGE = "report"
+
+
+def recorded_params(root: Path) -> dict[str, dict[str, Any]] | None:
+    """{stage: {dotted parameter: value}} as DVC recorded them in dvc.lock when each stage last ran (the report
+    stage's own entry left out: it is rewritten after this report); None without a readable dvc.lock."""
+    try:
+        lock = yaml.safe_load((Path(root) / "dvc.lock").read_text()) or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        return None
+    out = {}
+    for name, entry in (lock.get("stages") or {}).items():
+        if name != REPORT_STAGE and isinstance(entry, dict):
+            out[name] = flatten((entry.get("params") or {}).get(PARAMS_FILE) or {})
+    return out
+
+
+def stale_params(recorded: dict[str, dict[str, Any]], params: dict) -> list[list[str]]:
+    """[stage, parameter, value it ran with, value in params.yaml] wherever they differ."""
+    now = flatten(params)
+    return [[f"`{stage}`", f"`{k}`", fmt(v), fmt(now.get(k, "(absent)"))]
+            for stage, values in sorted(recorded.items()) for k, v in sorted(values.items())
+            if now.get(k, object()) != v]
+
+
+def _experiment_identity(root: Path, params: dict, exp: str, baseline: str | None) -> list:
+    rev = baseline or "HEAD"
+    before = params_at(root, rev)
+    short = rev[:7] if baseline else "HEAD"
     if before is None:
-        return [Text("This report was made outside a DVC experiment, in a folder without a git commit to "
-                     "compare the parameters with.")]
-    head = head.strip()
+        return [Text(f"This report was made by the DVC experiment `{exp}`; its baseline commit `{short}` "
+                     f"could not be read, so the parameter changes are unknown.")]
     rows = changed_params(before, params)
     if not rows:
-        return [Text(f"This report shows the committed baseline: the parameters are those of commit `{head}`.")]
-    return [Text(f"This report was made outside a DVC experiment, with uncommitted parameter changes "
-                 f"against commit `{head}`:"),
-            Table(["parameter", f"committed ({head})", "this run"], rows)]
+        return [Text(f"This report was made by the DVC experiment `{exp}`, with the same parameters as its "
+                     f"baseline commit `{short}`.")]
+    return [Text(f"This report was made by the DVC experiment `{exp}`. Parameters that differ from its "
+                 f"baseline commit `{short}`:"),
+            Table(["parameter", f"baseline ({short})", f"experiment {exp}"], rows)]
+
+
+def params_digest(root: Path) -> str:
+    """The first 12 hex digits of params.yaml's sha256: names the parameters by content, so a reader can tell
+    which commit holds them (`git log -p params.yaml`), and the report reads the same on every machine."""
+    try:
+        return hashlib.sha256((Path(root) / PARAMS_FILE).read_bytes()).hexdigest()[:12]
+    except FileNotFoundError:
+        return "–"
+
+
+def run_identity(root: Path, params: dict, env: dict | None = None) -> list:
+    """Which run this is. A DVC experiment: what it changed against its baseline commit. Otherwise the run DVC
+    recorded: the parameters every stage ran with (dvc.lock) against params.yaml. No word depends on the
+    state of git when the report is made (the committed report stays true, and a rerun elsewhere rewrites it
+    identically)."""
+    env = os.environ if env is None else env
+    if env.get("DVC_EXP_NAME"):
+        return _experiment_identity(root, params, env["DVC_EXP_NAME"], env.get("DVC_EXP_BASELINE_REV"))
+    these = f"`{PARAMS_FILE}` below (sha256 `{params_digest(root)}`…)"
+    recorded = recorded_params(root)
+    if not recorded:
+        return [Text("No other stage has recorded its parameters in `dvc.lock`: this report shows the metrics "
+                     f"present, with the parameters of {these}.")]
+    stale = stale_params(recorded, params)
+    if not stale:
+        return [Text(f"This report shows the run DVC recorded in `dvc.lock`: every stage ran with the parameters "
+                     f"of {these}, as recorded for each stage. They are the parameters of the commit that holds "
+                     "this report with that `dvc.lock`.")]
+    return [Text(f"Some stages last ran with other values than those of {these} (`dvc.lock`; `dvc repro` "
+                 "reruns them): their results in this report come from the values they ran with."),
+            Table(["stage", "parameter", "ran with (dvc.lock)", "params.yaml"], stale, compact=True)]
+
+
+def _lock_pins(root: Path) -> dict[str, str]:
+    """{normalised package name: version} pinned in requirements.lock ({} without one)."""
+    try:
+        lines = (Path(root) / LOCK_FILE).read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    pins = {}
+    for line in lines:
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[_normalised(name)] = version.strip()
+    return pins
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def software_table(root: Path) -> Table:
+    """The installed version of each key package, beside the version requirements.lock pins."""
+    pins = _lock_pins(root)
+    rows = []
+    for name in KEY_PACKAGES:
+        try:
+            # The release, without a build label (2.14.1+cpu): the CPU and CUDA builds of one release are the
+            # same locked version, and the report must read the same whichever build ran it.
+            installed = metadata.version(name).split("+")[0]
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        locked = pins.get(_normalised(name), "–")
+        same = installed == locked
+        rows.append([f"`{name}`", installed, locked if same or locked == "–" else f"**{locked}** (differs)"])
+    return Table(["package", "installed", f"`{LOCK_FILE}`"], rows,
+                 f"Python {platform.python_version()}; `make setup` installs every dependency at the version "
+                 f"`{LOCK_FILE}` pins")
 
 
 def identity_section(root: Path, params: dict, studies: list, env: dict | None) -> list[Section]:
     s = Section("Appendix A. This run and its parameters", level=2)
-    s.add(*run_identity(root, params, env),
+    s.add(*run_identity(root, params, env), software_table(root),
           params_table(params, [k for k, v in SCHEMA.items() if not isinstance(v, dict)],
                        "Parameters shared by all studies"))
     for study in studies:
@@ -106,8 +192,8 @@ def identity_section(root: Path, params: dict, studies: list, env: dict | None) 
 # --- data provenance ------------------------------------------------------------------------------------
 
 def dataset_table(inputs: Inputs, names: list[str]) -> list:
-    """Where each downloaded dataset came from, the sha256 of its source files, and the md5 DVC recorded
-    for the prepared arrays the study read."""
+    """How each dataset was obtained (offline copy or download; never the machine's path), the sha256 of its
+    source files, and the md5 DVC recorded for the prepared arrays the study read."""
     hashes = lock_hashes(inputs.root)
     rows, absent = [], []
     for name in names:
@@ -117,13 +203,13 @@ def dataset_table(inputs: Inputs, names: list[str]) -> list:
             continue
         rec = inputs.json(rel)
         sha = rec.get("sha256") or {}
-        rows.append([name, fmt(rec.get("source")), f"`{rec.get('location')}`",
+        rows.append([name, fmt(rec.get("obtained_by") or rec.get("source")),
                      ", ".join(f"`{f}`: `{h}`" for f, h in sha.items()) if isinstance(sha, dict) else fmt(sha),
                      f"`{hashes.get(f'data/{name}', '–')}`",
                      f"{fmt(rec.get('train'))} / {fmt(rec.get('val'))} / {fmt(rec.get('test'))}"])
     if not rows:
         raise MissingInput(" and ".join(absent) + (" is" if len(absent) == 1 else " are") + " missing")
-    blocks: list = [Table(["dataset", "source", "location", "sha256 of the source files", "md5 of `data/<name>` "
+    blocks: list = [Table(["dataset", "obtained by", "sha256 of the source files", "md5 of `data/<name>` "
                            "(dvc.lock)", "train / val / test images"], rows)]
     if absent:
         blocks.append(Note("Missing: " + ", ".join(absent) + "."))
@@ -139,7 +225,7 @@ def rectangles_data(inputs: Inputs, params: dict) -> list[Section]:
              fmt(r.get("clipped_colours")), fmt(r.get("seed")), f"`{hashes.get(f'data/rectangles/{name}', '–')}`"]
             for name, r in records.items()]
     s = Section("Study A: the generated rectangle samples", level=3)
-    s.add(Text("Every sample is drawn by `stages/generate_rectangles.py` from its own seed (derived from `seed` "
+    s.add(Text("Every sample is drawn by `stages/study_a/generate_rectangles.py` from its own seed (derived from `seed` "
                "and the sample's name); the md5 is the one DVC recorded for the sample's folder in `dvc.lock`."),
           Table(["sample", "images", "image size", "full containment", "delta", "colours clipped", "seed",
                  "md5 (dvc.lock)"], rows, "`metrics/eda/generate/<sample>.json`"))
@@ -175,34 +261,80 @@ def _p(test: dict | None, key: str) -> str:
 
 
 def _test_summary(claim: dict) -> str:
+    """The tests of one check in a few words: TOST p-values, the interval of a directional rule, McNemar."""
     test = claim.get("test")
-    if not test:
+    if not isinstance(test, dict):
         return "–"
-    parts = [f"paired t p = {_p(test, 'paired_t')}", f"Wilcoxon p = {_p(test, 'wilcoxon')}",
-             f"sign test p = {_p(test, 'sign_test')}"]
+    parts = []
+    if "p_lower" in test:
+        parts.append(f"TOST p = {fmt(test['p_lower'], 3)} / {fmt(test['p_upper'], 3)} (margin {fmt(test['margin'], 3)})")
+    if isinstance(test.get("difference"), dict) and test["difference"].get("low") is not None:
+        d = test["difference"]
+        parts.append(f"interval [{fmt(d['low'], 3)}, {fmt(d['high'], 3)}]")
+    for key, name in (("paired_t", "paired t"), ("wilcoxon", "Wilcoxon"), ("sign_test", "sign test")):
+        if isinstance(test.get(key), dict):
+            parts.append(f"{name} p = {_p(test, key)}")
+    if "statistic" in test and "within" in test:
+        parts.append(f"Mann-Whitney p = {fmt(test.get('p_value'), 3)}")
     mcnemar = test.get("mcnemar_per_seed")
     if mcnemar:
         parts.append("McNemar p per seed = " + ", ".join("–" if m["p_value"] is None else f"{m['p_value']:.3g}"
                                                            for m in mcnemar))
-    return "; ".join(parts)
+    return "; ".join(parts) or "see metrics/verdicts.json"
+
+
+def _preconditions(claim: dict) -> str:
+    marks = {True: "held", False: "FAILED", None: "unknown"}
+    return "; ".join(f"{p['name']}: {marks[p.get('held')]}" for p in claim.get("preconditions") or []) or "–"
+
+
+def _confusion_tables(inputs: Inputs) -> list:
+    """Published and measured confusion matrices of Study B side by side (measured: summed over seeds)."""
+    from latentspace import results
+    from latentspace.constants import CIFAR10_CLASSES
+    from latentspace.core.errors import UserError
+    from latentspace.core.io import read_yaml
+    try:
+        refs = read_yaml(inputs.path("references.yaml"))
+    except UserError:  # the verdicts stage validates references.yaml; here only its matrices are shown
+        return []
+    published = (((refs or {}).get("facts") or {}).get("study_b_confusion") or {}).get("values") or {}
+    runs = results.study_b_runs(inputs.root)
+    short = [c[:5] for c in CIFAR10_CLASSES]
+    out = []
+    for h, matrix in published.items():
+        mats = [m for r in runs.get(int(h), {}).values() if (m := results.confusion(r.get("probe"))) is not None]
+        measured = sum(mats) if mats else None
+        rows = [[CIFAR10_CLASSES[i], " ".join(f"{v:d}" for v in row),
+                 "–" if measured is None else " ".join(f"{int(v):d}" for v in measured[i])]
+                for i, row in enumerate(matrix)]
+        out.append(Table(["true class", "published (" + " ".join(short) + ")",
+                          f"measured, summed over {len(mats)} seed{'s' if len(mats) != 1 else ''}"], rows,
+                         f"Study B, latent size {h}: test confusion matrices, rows true, columns predicted",
+                         compact=True))
+    return out
 
 
 def verdict_rules(inputs: Inputs, params: dict) -> list[Section]:
     rec = inputs.json(VERDICTS)
     s = Section("Appendix C. How each verdict was reached", level=2)
-    s.add(Text("Every claim with the rule it was checked by, the difference measured − published, and the tests "
-               f"(two-sided) where one applies (`{VERDICTS}`; thresholds in the `verdicts` section of params.yaml). "
-               "A claim about trained models that fails below paper scale is \"undecided at this scale\"; "
-               "only a study run at paper scale (all its overrides in paper_scale.yaml) can fail as \"not "
-               "reproduced\". Studies at paper scale in this run: "
-               + (", ".join(k for k, v in (rec.get("at_paper_scale") or {}).items() if v) or "none") + "."))
+    scale = rec.get("scale") or {}
+    s.add(Text("Every check with its rule, what the rule said, its preconditions and tests (`" + VERDICTS + "`; "
+               "margins and thresholds in the `verdicts` section of params.yaml, each with the reason for its "
+               "size). The preconditions are the same whether the rule passes or fails: a check whose runs did "
+               "not converge, whose net did not learn its task, whose compared arms trained under different caps, "
+               "or that has too few seeds is undecided, naming what would satisfy it. Otherwise the rule decides "
+               "at any scale. Scale of this run: "
+               + (", ".join(f"Study {k} {v.get('scale')}" for k, v in scale.items()) or "unknown") + "."))
     rows = []
     for c in rec.get("claims") or []:
         diff = c.get("difference")
         shown = pp(diff) if c["id"].startswith(("c-", "b-probe")) and isinstance(diff, float) else fmt(diff)
-        rows.append([f"`{c['id']}`", c.get("rule") or "–", shown, _test_summary(c), c["verdict"],
-                     c.get("decide") or "–"])
-    s.add(Table(["claim", "rule", "difference", "tests", "verdict", "would be decided by"], rows, compact=True))
+        rows.append([f"`{c['id']}`", c.get("kind", "stated"), c.get("rule") or "–", c.get("rule_result") or "–",
+                     _preconditions(c), shown, _test_summary(c), c["verdict"], c.get("decide") or "–"])
+    s.add(Table(["check", "kind", "rule", "rule says", "preconditions", "difference", "tests", "verdict",
+                 "would be decided by"], rows, compact=True))
+    s.add(*_confusion_tables(inputs))
     for c in rec.get("claims") or []:
         if c.get("note"):
             s.add(Text(f"`{c['id']}`: {c['note']}."))
@@ -227,8 +359,15 @@ def stage_times(root: Path) -> dict[str, dict]:
     return times
 
 
-def stage_times_section(times: dict[str, dict]) -> list[Section]:
+def stage_times_section(times: dict[str, dict], *, tracked: bool = False) -> list[Section]:
+    """The table of stage times; `tracked` (the git-tracked report.md): a pointer to them instead, so that a
+    rerun of the same run, which takes other seconds, rewrites report.md identically."""
     s = Section("Appendix D. How long each stage took", level=2)
+    if tracked:
+        return [s.add(Text(f"Each stage's wall time of this run is in `reports/report.html` (Appendix D), in "
+                           f"`{TIMING_DIR}/<stage>.json` and, summed, in `metrics/stage_times.json`; this "
+                           "git-tracked page leaves them out, so a rerun that reproduces every result leaves it "
+                           "unchanged."))]
     if not times:
         return [s.add(Note(f"No stage has written its timing file (`{TIMING_DIR}/<stage>.json`) yet."))]
     total = sum(t["seconds"] for t in times.values())

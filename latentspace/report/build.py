@@ -1,5 +1,5 @@
 """The whole report: "Reproduction at a glance" first, then each study's detail, then the appendix (this run and
-its parameters, data provenance, how each verdict was reached, stage times). No number is typed in here: every one
+its parameters and software, data provenance, how each verdict was reached, stage times). No number is typed in here: every one
 comes from the metrics files, params.yaml or references.yaml."""
 from __future__ import annotations
 
@@ -49,12 +49,13 @@ def _references(root: Path) -> dict:
     return refs if isinstance(refs, dict) else {}
 
 
-def build_report(root: Path, env: dict | None = None, figures: bool = True) -> list[Section]:
+def build_report(root: Path, env: dict | None = None, figures: bool = True, tracked: bool = False) -> list[Section]:
     """The report's sections; with `figures`, the key figures at its top are drawn first (the stage always draws
-    them; tests of the text alone skip the drawing)."""
+    them; tests of the text alone skip the drawing). `tracked`: for the git-tracked report.md, which holds
+    nothing that differs between two runs of the same pipeline (no stage times, no machine paths)."""
     root = Path(root)
     inputs = Inputs(root)
-    params = load_params(root / PARAMS_FILE, sections=appendix.section_names())
+    params = load_params(root / PARAMS_FILE)
     if figures:
         glance_figures.draw(root, _references(root), params.get("verdicts") or {})
     sections = [glance_section(inputs, params)]
@@ -65,7 +66,7 @@ def build_report(root: Path, env: dict | None = None, figures: bool = True) -> l
     sections += appendix.provenance(inputs, params)
     sections += guarded(appendix.verdict_rules, "verdicts", "Appendix C. How each verdict was reached", 2)(
         inputs, params)
-    sections += appendix.stage_times_section(appendix.stage_times(root))
+    sections += appendix.stage_times_section(appendix.stage_times(root), tracked=tracked)
     sections.append(Section("About this report", [Text(
         "Every number above is read from the JSON metrics files under `metrics/` (tracked by DVC and git), every "
         "figure from `reports/`, the parameters from `params.yaml` and the published values from "
@@ -76,9 +77,11 @@ def build_report(root: Path, env: dict | None = None, figures: bool = True) -> l
 def write_report(root: Path, md_path: Path, html_path: Path, env: dict | None = None, figures: bool = True) -> None:
     """Draw the key figures and render the report as Markdown and HTML."""
     sections = build_report(root, env, figures)
+    # The figures are drawn once; the tracked Markdown leaves out what differs between runs.
+    md_sections = build_report(root, env, figures=False, tracked=True)
     md_path, html_path = Path(md_path), Path(html_path)
     with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(TITLE, sections, md_path.parent))
+        tmp.write_text(to_markdown(TITLE, md_sections, md_path.parent))
     with atomic_path(html_path) as tmp:
         tmp.write_text(to_html(TITLE, sections, toc_after=1))
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import yaml
 
+from latentspace import stats
 from latentspace.report.document import Figure, Note, Section
 
 
@@ -69,15 +70,11 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
-    """mean ± sample std of the values (the mean alone for one value)."""
-    vals = [float(v) for v in values if v is not None]
-    if not vals:
+    """mean ± sample std of the values (the mean alone for one value), from the one spread helper."""
+    iv = stats.t_interval([float(v) for v in values if v is not None])
+    if iv["mean"] is None:
         return "–"
-    m = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return fmt(m, digits)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-    return f"{fmt(m, digits)} ± {fmt(sd, 2)}"
+    return fmt(iv["mean"], digits) + ("" if iv["std"] is None else f" ± {fmt(iv['std'], 2)}")
 
 
 def spread(stat: Any, digits: int = 4) -> str:

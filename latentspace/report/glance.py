@@ -1,5 +1,7 @@
-""""Reproduction at a glance", the report's first section: the verdict of every claim (published against
-measured), one sentence per study on what this run found, and one key figure per study.
+""""Reproduction at a glance", the report's first section: per check its kind, published and measured values,
+verdict and, when undecided, the reason in words; the counts kept apart for claims the sources state, claims
+derived from their tables and extensions; one sentence per study on what this run found, and one key figure per
+study.
 
 It reads `metrics/verdicts.json` and the headline metrics that the verdicts stage writes; the key figures are
 drawn by latentspace/report/glance_figures.py.
@@ -11,14 +13,17 @@ from typing import Any
 from latentspace.report.common import Inputs, fmt, pp
 from latentspace.report.document import Note, Section, Table, Text
 from latentspace.report.glance_figures import GLANCE_DIR
-from latentspace.verdicts_base import NOT_REPRODUCED, NOT_RUN, REPRODUCED, UNDECIDED, VERDICTS
+from latentspace.verdicts.base import KINDS, NOT_REPRODUCED, NOT_RUN, REPRODUCED, UNDECIDED, VERDICTS
 
 TITLE = "Reproduction at a glance"
 VERDICTS_FILE = "metrics/verdicts.json"
 BADGES = {REPRODUCED: "good", NOT_REPRODUCED: "bad", UNDECIDED: "open", NOT_RUN: "none"}
 STUDY_NAMES = {"A": "Study A (rectangles, segmentation nets)", "B": "Study B (CIFAR-10 autoencoders)",
                "C": "Study C (MNIST pretraining)"}
-QUALITATIVE = {"a-nn1-clean-clusters": "three clean clusters", "a-unet-one-apart": "one class apart, two mixed"}
+KIND_NAMES = {"stated": "claims the sources state", "derived": "claims derived from their tables",
+              "extension": "extensions (outside the reproduction count)"}
+# Checks whose values are differences of accuracies, shown in percentage points.
+IN_PP = ("c-finetune-gain", "c-gain-as-published", "c-erasing-lowers-frozen")
 
 
 def _interval(m: dict, show=fmt) -> str:
@@ -27,49 +32,73 @@ def _interval(m: dict, show=fmt) -> str:
     return f"{show(m['mean'])} [{show(m['low'])}, {show(m['high'])}]"
 
 
-def _mean_pm(m: dict) -> str:
-    return fmt(m.get("mean")) + (f" ± {fmt(m['std'], 2)}" if m.get("std") is not None else "")
+def _measured(kind: str, m: Any) -> str:
+    """A short cell for the measured value of one check."""
+    if isinstance(m, dict) and "mean" in m:
+        return _interval(m, pp if kind in IN_PP else fmt)
+    if kind in ("a-latent-figures", "a-latent-other-losses"):
+        pairs = " / ".join(fmt(m["pairs"][k]["mean"], 3) for k in m["pairs"])
+        held = m.get("holds_per_launch") or []
+        return f"pairs {' / '.join(m['pairs'])}: {pairs}; holds in {sum(held)} of {len(held)} launches"
+    if kind == "a-wce-balances-area":
+        return f"weighted areas {fmt(m['ratio'], 3)}x apart (weight {fmt(m['balancing_class_weight'], 3)} would balance)"
+    if kind in ("b-mse-decreasing", "b-below-half", "b-best-256-512"):
+        return " → ".join(f"{h} {fmt(s['mean'], 3)}" for h, s in m.items())
+    if kind == "b-hardest-classes":
+        return "; ".join(f"{h}: " + ", ".join("+".join(v) for v in by_seed.values()) for h, by_seed in m.items())
+    if kind == "b-sizes-favour-classes":
+        return f"median distance between sizes {fmt(m['between_median'], 3)}, within {fmt(m['within_median'], 3)}"
+    if kind == "b-confusions":
+        held = list(m["holds_per_seed"].values())
+        return f"holds in {sum(held)} of {len(held)} seeds"
+    if kind == "c-order":
+        return ", ".join(f"{r.replace('_', '-')} {fmt(s['mean'])}" for r, s in m.items())
+    return fmt(m)
 
 
 def shown(claim: dict) -> tuple[str, str]:
-    """(published, measured) of one claim as table cells."""
+    """(published, measured) of one check as table cells."""
     kind, m, p = claim["id"].split(".")[0], claim.get("measured"), claim.get("published")
-    if isinstance(p, dict):
-        p = p.get("test_accuracy")
-    pub = QUALITATIVE.get(kind, f"{p:.4f}" if isinstance(p, float) else fmt(p))
-    if kind in ("c-pretraining-effect", "c-erasing-lowers-frozen") and isinstance(p, float):
-        pub = pp(p)
+    if kind == "b-confusions" and isinstance(p, dict):
+        p = "named in the source" + ("" if p.get("rule_holds") in (None, True) else " (rule fails on it!)")
+    elif kind == "a-wce-balances-area" and isinstance(p, dict):
+        p = "weights " + " / ".join(f"{k} {fmt(v)}" for k, v in p.items())
+    elif isinstance(p, float) and kind in IN_PP:
+        p = pp(p)
+    elif isinstance(p, float):
+        p = f"{p:.4f}"
+    elif kind == "a-parameters" and isinstance(p, int):
+        p = f"{p:,}"
+    pub = fmt(p) if not isinstance(p, str) else p
     if claim["verdict"] == NOT_RUN or m is None:
         return pub, "–"
     if kind == "a-parameters":
-        return f"{p:,}", f"{m:,}"
-    if kind in QUALITATIVE:
-        pairs = " / ".join(fmt(m["pairs"][k]["mean"], 3) for k in m["pairs"])
-        apart = m.get("class_apart")
-        return pub, (f"pairs {' / '.join(m['pairs'])}: {pairs}"
-                     + (f"; class {apart} apart" if apart else "") + f" (`{m.get('layer')}`)")
-    if kind == "b-below-half":
-        best = max(m, key=lambda h: m[h]["mean"])
-        return pub, f"highest {fmt(m[best]['mean'])} (hidden {best})"
-    if kind == "b-mse-decreasing":
-        sizes = list(m)
-        return pub, " → ".join(fmt(m[h]["mean"], 3) for h in sizes) + f" (hidden {sizes[0]} → {sizes[-1]})"
-    if kind == "b-probe-accuracy":
-        return pub, _mean_pm(m)
-    if kind == "c-cells":
-        return pub, _interval(m["test_accuracy"])
-    if kind == "c-order":
-        ok = sum(r["frozen"] < min(r["fine_tuned"], r["scratch"]) for r in m.values())
-        seeds = sum(r["seeds_in_order"] for r in m.values()), sum(r["seeds"] for r in m.values())
-        return "frozen lowest in every cell", f"in {ok} of {len(m)} cells ({seeds[0]} of {seeds[1]} seeds)"
-    if kind in ("c-pretraining-effect", "c-erasing-lowers-frozen"):
-        return pub, _interval(m, lambda v: pp(v))
-    return pub, fmt(m)
+        return pub, f"{m:,}"
+    return pub, _measured(kind, m)
+
+
+def reason(claim: dict) -> str:
+    """Why a check is undecided or not run, in words; empty for a decided check."""
+    if claim["verdict"] == NOT_RUN:
+        return f"not run: {claim.get('decide') or 'its metrics are missing'}"
+    if claim["verdict"] != UNDECIDED:
+        return ""
+    failed = [p for p in claim.get("preconditions") or [] if p.get("held") is not True]
+    if failed:
+        return "; ".join(p["detail"] for p in failed[:2]) + ("; ..." if len(failed) > 2 else "")
+    return f"{claim.get('reason') or 'the seeds cannot decide'}: {claim.get('decide') or 'more seeds'}"
 
 
 def counts_phrase(claims: list[dict]) -> str:
     counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}
-    return ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" (of {len(claims)} claims)"
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" (of {len(claims)} checks)"
+
+
+def kinds_phrase(claims: list[dict]) -> str:
+    """The counts of each kind apart: stated, derived, extensions."""
+    parts = [f"{KIND_NAMES[k]}: {counts_phrase(own)}" for k in KINDS
+             if (own := [c for c in claims if c.get("kind", "stated") == k])]
+    return "; ".join(parts)
 
 
 def _range(values: list[float]) -> str:
@@ -79,7 +108,7 @@ def _range(values: list[float]) -> str:
 
 def study_sentence(study: str, claims: list[dict], headline: dict) -> str:
     """One sentence on what this run found for the study: its verdict counts and its main numbers."""
-    what = f"{STUDY_NAMES[study]}: {counts_phrase(claims) if claims else 'no claims'}."
+    what = f"{STUDY_NAMES[study]}: {kinds_phrase(claims) if claims else 'no claims'}."
     nums = {k: v for k, v in headline.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if study == "A":
         iou = [v for k, v in nums.items() if k.endswith("_test_miou") and not k.startswith("baseline")]
@@ -102,6 +131,14 @@ def study_sentence(study: str, claims: list[dict], headline: dict) -> str:
     return what
 
 
+def _scale_phrase(rec: dict) -> str:
+    scale = rec.get("scale") or {}
+    if not scale:
+        return ""
+    return " Scale of this run: " + ", ".join(f"Study {s} {v.get('scale')}" for s, v in scale.items()) + \
+        " (paper = every override of paper_scale.yaml; the rules decide at any scale)."
+
+
 def glance_section(inputs: Inputs, params: dict) -> Section:
     s = Section(TITLE)
     if not inputs.exists(VERDICTS_FILE):
@@ -110,24 +147,12 @@ def glance_section(inputs: Inputs, params: dict) -> Section:
     rec: dict[str, Any] = inputs.json(VERDICTS_FILE)
     claims = rec.get("claims") or []
     s.add(Text(f"Every claim of the three source studies (`references.yaml`) against this run's measurements "
-               f"(`{VERDICTS_FILE}`): {counts_phrase(claims)}. Measured values are means over seeds or launches, "
-               "with [95% interval] where there are several; rules and tests are in Appendix C."))
-    rows = []
-    for c in claims:
-        pub, measured = shown(c)
-        rows.append([c["statement"], pub, measured, c["verdict"]])
-    s.add(Table(["claim", "published", "measured", "verdict"], rows, badges=BADGES, compact=True))
-    decide: dict[str, int] = {}
-    for c in claims:
-        if c["verdict"] == UNDECIDED and c.get("decide"):
-            decide[c["decide"]] = decide.get(c["decide"], 0) + 1
-    if decide:
-        s.add(Text("What would decide the undecided claims: " + "; ".join(
-            f"{how} ({n} claim{'s' if n > 1 else ''})" for how, n in decide.items()) + "."))
-    not_run = sum(c["verdict"] == NOT_RUN for c in claims)
-    if not_run:
-        s.add(Text(f"{not_run} claim{'s' if not_run > 1 else ''} could not be checked because what they need has "
-                   "not run; Appendix C says what to run for each."))
+               f"(`{VERDICTS_FILE}`). {kinds_phrase(claims).capitalize()}. A check is decided only when its "
+               "preconditions hold (converged runs, nets that learned their task, equal budgets, enough seeds); "
+               "measured values are means over seeds or launches, with [interval] where there are several; rules, "
+               "preconditions and tests are in Appendix C." + _scale_phrase(rec)))
+    rows = [[c["statement"], *shown(c), c["verdict"], reason(c), c.get("kind", "stated")] for c in claims]
+    s.add(Table(["claim", "published", "measured", "verdict", "reason", "kind"], rows, badges=BADGES, compact=True))
     for study in STUDY_NAMES:
         head_rel = f"metrics/headline/study_{study.lower()}.json"
         headline = inputs.json(head_rel) if inputs.exists(head_rel) else {}

@@ -3,7 +3,6 @@ metrics and, for the published values they mark, references.yaml. A study that h
 says so, so the three files always exist (they are outputs of the report stage, committed to git)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,20 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from latentspace import results  # noqa: E402
 from latentspace.constants import (CLASS_PAIRS, MEASURED_COLOURS, PAIR_COLOURS, PUBLISHED_COLOUR,  # noqa: E402
                                    REGIME_COLOURS, STUDY_C_CELLS, STUDY_C_REGIMES)
 from latentspace.core.io import save_figure  # noqa: E402
 
 GLANCE_DIR = "reports/glance"
 FIGURES = ("study_a.png", "study_b.png", "study_c.png")
-
-
-def _json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _placeholder(title: str, message: str):
@@ -41,18 +33,17 @@ def _claim(refs: dict, cid: str) -> dict:
 
 
 def study_a(root: Path, refs: dict, rules: dict):
-    seg = {p.stem: _json(p) for p in sorted((root / "metrics/segmentation").glob("*.json"))}
-    nets = {k: r for k, r in seg.items() if r and "-" in k}
+    nets = results.segmentation_records(root)
     if not nets:
         return _placeholder("Study A", "Study A has not run yet: no metrics/segmentation/<net>-<loss>.json")
-    claim = _claim(refs, "a-nn1-clean-clusters")
+    claim = _claim(refs, "a-latent-figures")
     probe_set, reducer = claim.get("probe_set", "all"), claim.get("reducer", "umap")
     fig, (ax_iou, ax_sep) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     names = list(nets)
-    iou = [[l.get("mean_iou") for l in (r.get("per_launch") or [r])] for r in nets.values()]
+    iou = [[l.get("mean_iou") for l in results.launches(r)] for r in nets.values()]
     ax_iou.bar(range(len(names)), [np.mean(v) for v in iou], yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in iou],
                color=MEASURED_COLOURS[0], capsize=3)
-    base = (seg.get("baseline") or {}).get("mean_iou")
+    base = (results.baseline(root) or {}).get("mean_iou")
     if base is not None:
         ax_iou.axhline(base, color=MEASURED_COLOURS[1], ls="--", label=f"colour baseline {base:.3f}")
         ax_iou.legend(fontsize=8, loc="lower right")
@@ -62,12 +53,10 @@ def study_a(root: Path, refs: dict, rules: dict):
     ax_iou.set_title("Segmentation", fontsize=10)
     sep = {}
     for k in names:
-        rec = _json(root / f"metrics/latent/{k}.json") or {}
-        by_layer = rec.get("separability") or {}
-        pairs = ((by_layer.get(rec.get("primary_layer") or next(iter(by_layer), "")) or {}).get(probe_set) or {}
-                 ).get(reducer, {}).get("pairs")
-        if pairs:
-            sep[k] = pairs
+        net, loss = k.split("-", 1)
+        found = results.pair_separability(results.latent(root, net, loss) or {}, probe_set, reducer)
+        if found:
+            sep[k] = found["pairs"]
     if sep:
         width = 0.8 / len(CLASS_PAIRS)
         for j, pair in enumerate(CLASS_PAIRS):
@@ -92,7 +81,7 @@ def study_a(root: Path, refs: dict, rules: dict):
 
 
 def study_b(root: Path, refs: dict, rules: dict):
-    by_hidden = (_json(root / "metrics/study_b/summary.json") or {}).get("by_hidden") or {}
+    by_hidden = (results.study_b_summary(root) or {}).get("by_hidden") or {}
     if not by_hidden:
         return _placeholder("Study B", "Study B has not run yet: no metrics/study_b/summary.json")
     sizes = sorted(by_hidden, key=int)
@@ -129,8 +118,7 @@ def study_b(root: Path, refs: dict, rules: dict):
 
 
 def study_c(root: Path, refs: dict, rules: dict):
-    cells = {c: _json(root / f"metrics/study_c/{c}.json") for c in STUDY_C_CELLS}
-    cells = {c: r for c, r in cells.items() if r}
+    cells = results.study_c_cells(root)
     if not cells:
         return _placeholder("Study C", "Study C has not run yet: no metrics/study_c/<arch>-<augment>.json")
     published = ((refs.get("facts") or {}).get("study_c_test_scores") or {}).get("values") or {}
@@ -138,7 +126,7 @@ def study_c(root: Path, refs: dict, rules: dict):
     x = np.arange(len(STUDY_C_CELLS))
     for ax, regime in zip(axes, STUDY_C_REGIMES):
         for i, cell in enumerate(STUDY_C_CELLS):
-            vals = ((((cells.get(cell) or {}).get(regime) or {}).get("test_accuracy") or {}).get("values")) or []
+            vals = results.study_c_values(cells[cell], regime) if cell in cells else []
             if vals:
                 ax.errorbar(i, np.mean(vals), yerr=[[np.mean(vals) - min(vals)], [max(vals) - np.mean(vals)]],
                             marker="o", color=REGIME_COLOURS[regime], capsize=3,

@@ -12,7 +12,7 @@ from latentspace.report.document import Gallery, Note, Section, Table, Text
 # The EDA summary keys its classes class_1..class_3.
 EDA_CLASS_KEYS = tuple(f"class_{k}" for k in RECTANGLE_CLASSES)
 EDA_SAMPLES = ("eda_free", "eda_contained")
-PROBE_SETS = "metrics/latent/probe_sets.json"
+IMAGE_SETS = "metrics/image_sets.json"
 SEG_SCORES = (("pixel_accuracy", "pixel accuracy"), ("mean_iou", "mean IoU"), ("mean_dice", "mean Dice"),
               ("mean_iou_rectangles", "mean IoU (rectangles)"), ("mean_dice_rectangles", "mean Dice (rectangles)"))
 
@@ -177,9 +177,9 @@ def _per_class(scores: dict | None) -> str:
 
 
 def latent_section(inputs: Inputs, params: dict) -> list[Section]:
-    probe_record = inputs.json(PROBE_SETS) if inputs.exists(PROBE_SETS) else {}
-    probes = probe_record.get("probe_sets") or {}
-    records = {k: v for k, v in inputs.jsons("metrics/latent").items() if k != Path(PROBE_SETS).stem}
+    probe_record = inputs.json(IMAGE_SETS) if inputs.exists(IMAGE_SETS) else {}
+    probes = probe_record.get("image_sets") or {}
+    records = inputs.jsons("metrics/latent")
     if not records and not probes:
         raise MissingInput("no metrics under `metrics/latent/`")
     out = []
@@ -193,10 +193,10 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
             varied = [f for f, per_class in (p.get("factor_ranges") or {}).items()
                       if any(lo != hi for lo, hi in per_class.values())]
             rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none"])
-        md5 = lock_hashes(inputs.root).get("data/probes", "–")
+        md5 = lock_hashes(inputs.root).get("data/image_sets", "–")
         s.add(Text(f"Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
-                   f"(`{PROBE_SETS}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
-                   f"{fmt(probe_record.get('contained'))}; `data/probes` has md5 `{md5}` in dvc.lock."),
+                   f"(`{IMAGE_SETS}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
+                   f"{fmt(probe_record.get('contained'))}; `data/image_sets` has md5 `{md5}` in dvc.lock."),
               Table(["probe set", "images", "factors that vary"], rows))
         out.append(s)
     if not records:

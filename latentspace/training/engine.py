@@ -3,8 +3,14 @@
 In the manner of airbench: the whole dataset lives as uint8 tensors on the device, batches are
 slices of a random index permutation, conversion to float and augmentation happen per batch on the
 device, and nothing in the hot loop runs per sample in Python. The engine keeps the weights of the
-epoch with the lowest validation loss and restores them at the end. Early stopping is opt-in (`patience`):
-Study A runs fixed two-phase schedules, Studies B and C train until the validation loss stops improving.
+epoch with the lowest validation loss and restores them at the end.
+
+Early stopping (`patience`, `min_delta`, `monitor`) works per phase, as Keras' EarlyStopping does per `fit`
+call: a phase ends once the monitored validation metric (the loss by default; Study A watches its mean IoU, since
+on noiseless images the loss keeps falling geometrically as the logits sharpen, long after the masks stop
+changing) has not improved on the best so far by more than the relative `min_delta` for `patience` epochs in a
+row (so a slow creep counts as a plateau), and the next phase starts from the best weights so far. A phase's epochs are its cap; the result says per phase whether patience or the cap ended it,
+and a run is converged only when patience ended every phase.
 """
 from __future__ import annotations
 
@@ -95,10 +101,14 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool, generator: torch.Ge
 class FitResult:
     history: list[dict] = field(default_factory=list)   # one dict of metrics per epoch
     best_epoch: int = -1                                # 0-based epoch whose weights were kept
-    best_val_loss: float = math.inf
+    best_val_loss: float = math.inf                     # validation loss of the kept epoch
+    monitor: str = "val_loss"                           # what early stopping and the kept epoch follow
+    best_score: float = math.nan                        # its value at the kept epoch
     epochs_run: int = 0                                 # epochs trained (fewer than planned after early stopping)
-    stopped_early: bool = False                         # the patience rule ended training
-    max_epochs: int = 0                                 # epochs planned (the cap under early stopping)
+    max_epochs: int = 0                                 # epochs planned (the sum of the phases' caps)
+    phases: list[dict] = field(default_factory=list)    # per phase: epochs_run, max_epochs, stopped_by
+    seconds: float = 0.0
+    train_images_per_second: float = 0.0
 
     @property
     def epoch_kept(self) -> int:
@@ -106,12 +116,26 @@ class FitResult:
         return self.best_epoch + 1
 
     @property
+    def stopped_early(self) -> bool:
+        """Patience ended the last phase that ran."""
+        return bool(self.phases) and self.phases[-1]["stopped_by"] == "patience"
+
+    @property
+    def converged(self) -> bool:
+        """Patience, not the epoch cap, ended every phase: the validation loss had reached its plateau."""
+        return bool(self.phases) and all(ph["stopped_by"] == "patience" for ph in self.phases)
+
+    @property
     def hit_cap(self) -> bool:
-        """Under early stopping: training ran to the epoch cap while the validation loss was still improving
-        within the patience, so a longer run might have found better weights."""
-        return not self.stopped_early
-    seconds: float = 0.0
-    train_images_per_second: float = 0.0
+        """Some phase ran to its epoch cap while its validation loss was still improving: a longer run might
+        have found better weights."""
+        return not self.converged
+
+    def stopping(self) -> dict:
+        """What the metrics record of every run: kept epoch, epochs run, caps and what ended each phase."""
+        return {"epoch_kept": self.epoch_kept, "epochs_run": self.epochs_run, "max_epochs": self.max_epochs,
+                "converged": self.converged, "hit_cap": self.hit_cap, "monitor": self.monitor,
+                "phases": self.phases}
 
 
 def _state_copy(model: nn.Module) -> dict:
@@ -165,8 +189,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
         precision: str = "fp32", seed: int = 0,
         epoch_metrics: Callable[[nn.Module], dict] | None = None,
         live=None, prefix: str = "", desc: str = "train", eval_batch_size: int = 2048,
-        val_accuracy: bool = False, patience: int | None = None,
-        reconstruct: str = "clean") -> FitResult:
+        val_accuracy: bool = False, patience: int | None = None, min_delta: float = 0.0,
+        monitor: str = "val_loss", mode: str = "min", reconstruct: str = "clean") -> FitResult:
     """Train `model` on tensors already on the device.
 
     y_train=None trains an autoencoder: the target is the preprocessed clean input (`reconstruct="clean"`:
@@ -177,11 +201,20 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     validation accuracy, from the same pass as the loss. `epoch_metrics(model)` adds metrics to each epoch's
     record; `live` (a dvclive.Live) receives every epoch's metrics under `prefix`.
 
-    Early stopping (opt-in, needs validation data): with `patience`, training ends once the validation loss
-    has not improved for `patience` epochs in a row; the phases' epochs are then the cap.
+    Early stopping (opt-in, needs validation data): with `patience`, each phase ends once its validation loss
+    has not dropped below (1 - min_delta) x the best so far for `patience` epochs in a row; each phase's epochs
+    are then its cap, and the next phase starts from the best weights so far. `monitor` names the record entry
+    early stopping and the kept epoch follow (a validation metric, e.g. "val_mean_iou" from `epoch_metrics`),
+    `mode` whether lower ("min") or higher ("max") is better; a real improvement beats the reference by the
+    relative `min_delta` in that direction.
     """
     if patience is not None and (x_val is None or patience < 1):
         raise ValueError("early stopping needs validation data and a patience >= 1")
+    if not 0.0 <= min_delta < 1.0:
+        raise ValueError(f"min_delta={min_delta}; expected a relative improvement in [0, 1)")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
+    sign = 1.0 if mode == "min" else -1.0   # compare sign * value: lower is better either way
     if reconstruct not in ("clean", "augmented"):
         raise ValueError(f"reconstruct={reconstruct!r}; expected 'clean' or 'augmented'")
     device = x_train.device
@@ -189,7 +222,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     torch.manual_seed(seed)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     total_epochs = sum(p.epochs for p in phases)
-    result = FitResult(max_epochs=total_epochs)
+    result = FitResult(max_epochs=total_epochs, monitor=monitor)
+    best = math.inf                          # sign * monitored value of the kept epoch
     best_state = None
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     bar = tqdm(total=total_epochs * steps_per_epoch, desc=desc, unit="step", file=sys.stderr,
@@ -197,9 +231,12 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     train_seconds = 0.0
     t_start = time.perf_counter()
     epoch = 0
-    for phase in phases:
-        if result.stopped_early:
-            break
+    for phase_index, phase in enumerate(phases):
+        if phase_index and best_state is not None and patience is not None:
+            model.load_state_dict(best_state)
+        # The reference of "a real improvement" in this phase: the best loss so far, moved only by more than
+        # min_delta (Keras' EarlyStopping), while the kept weights follow every new lowest loss.
+        reference, waited, phase_epochs, stopped_by = best, 0, 0, "cap"
         optimizer = make_optimizer(model.parameters(), phase)
         scheduler = (torch.optim.lr_scheduler.LambdaLR(
             optimizer, functools.partial(lr_factor, phase, phase.epochs * steps_per_epoch))
@@ -245,10 +282,20 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
                     record["val_loss"] = val
             if epoch_metrics is not None:
                 record.update(epoch_metrics(model))
-            monitored = record.get("val_loss", record["train_loss"])
-            if x_val is None or monitored < result.best_val_loss:
-                result.best_val_loss, result.best_epoch = monitored, epoch
+            if x_val is not None and monitor not in record:
+                raise ValueError(f"monitor={monitor!r} is not among this epoch's metrics {sorted(record)}")
+            value = sign * record[monitor] if x_val is not None else record["train_loss"]
+            if x_val is None or value < best:
+                best, result.best_epoch = value, epoch
+                result.best_val_loss = record.get("val_loss", record["train_loss"])
+                result.best_score = record.get(monitor, math.nan)
                 best_state = _state_copy(model) if x_val is not None else None
+            # Lower is better for `value`; "by min_delta" is relative to the reference's magnitude.
+            real_improvement = not math.isfinite(reference) or value < reference - min_delta * abs(reference)
+            if real_improvement:
+                reference, waited = value, 0
+            else:
+                waited += 1
             result.history.append(record)
             if live is not None:
                 for k, v in record.items():
@@ -260,9 +307,11 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
                 shown = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
                 print(f"{desc} epoch {epoch + 1}/{total_epochs}: {shown}", file=sys.stderr, flush=True)
             epoch += 1
-            if patience is not None and epoch - 1 - result.best_epoch >= patience:
-                result.stopped_early = True
+            phase_epochs += 1
+            if patience is not None and waited >= patience:
+                stopped_by = "patience"
                 break
+        result.phases.append({"epochs_run": phase_epochs, "max_epochs": phase.epochs, "stopped_by": stopped_by})
     bar.close()
     result.epochs_run = epoch
     if best_state is not None:
