@@ -59,8 +59,9 @@ browser:
 			"the report's browser test will skip (fail under CI)"; \
 	fi
 
+# One pytest worker per core (pytest-xdist); worksteal balances the long end-to-end tests across them.
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: setup
 	$(BIN)/python benchmarks/engine_vs_dataloader.py
@@ -77,7 +78,7 @@ paper: setup
 	$(BIN)/python -m latentspace.core.profile paper_scale.yaml --name paper-scale $(PROFILE_ARGS)
 
 # The generated parts of README.md and docs/ (results at a glance, cost box, parameter tables) from the tracked
-# metrics, docs/costs.yaml and the parameter schema; tests/test_docs.py fails when they are stale.
+# metrics, docs/costs.yaml and the parameter schema; tests/docs/test_docs.py fails when they are stale.
 docs: setup
 	$(BIN)/python -m latentspace.docs
 

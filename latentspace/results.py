@@ -16,15 +16,6 @@ import numpy as np
 from latentspace import paths
 from latentspace.constants import CIFAR10_CLASSES, CLASS_PAIRS, STUDY_C_CELLS, STUDY_C_REGIMES
 
-SEGMENTATION_DIR = paths.SEGMENTATION_METRICS
-LATENT_DIR = paths.LATENT_METRICS
-EDA_SUMMARY = paths.EDA_SUMMARY
-EDA_SAMPLE = paths.rectangles_record("{sample}")
-STUDY_B_SUMMARY = paths.STUDY_B_SUMMARY
-STUDY_B_SIZES_DIR = f"{paths.STUDY_B_METRICS}/sizes"
-STUDY_C_CELL = paths.study_c_record("{cell}")
-STUDY_C_PREDICTIONS = paths.study_c_predictions("{cell}")
-
 
 def read(root: str | Path, rel: str, notes: list[str] | None = None) -> dict | None:
     """A metrics JSON mapping, or None when it is missing or not a valid JSON mapping."""
@@ -37,6 +28,32 @@ def read(root: str | Path, rel: str, notes: list[str] | None = None) -> dict | N
             notes.append(f"`{rel}` is not valid JSON; what needs it counts as not run")
         return None
     return data if isinstance(data, dict) else None
+
+
+def by_name(root: str | Path, pattern: str, notes: list[str] | None = None) -> dict[str, dict]:
+    """{file stem: mapping} of every readable metrics file matching `pattern` (a paths.py function given "*"),
+    in name order."""
+    found = {}
+    for p in sorted(Path(root).glob(pattern)):
+        rec = read(root, p.relative_to(root).as_posix(), notes)
+        if rec is not None:
+            found[p.stem] = rec
+    return found
+
+
+def dataset_record(root: str | Path, name: str, notes: list[str] | None = None) -> dict | None:
+    """How a dataset (mnist, cifar10) was obtained and split."""
+    return read(root, paths.dataset_record(name), notes)
+
+
+def stage_times(root: str | Path) -> dict[str, dict]:
+    """{stage instance: timing record} from every timing file the stage runner wrote (those with seconds)."""
+    times = {}
+    for stem, rec in by_name(root, paths.timing("*")).items():
+        seconds = rec.get("seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+            times[str(rec.get("stage") or stem)] = {**rec, "seconds": float(seconds)}
+    return times
 
 
 def stopping(run: dict | None) -> dict:
@@ -55,22 +72,36 @@ def stopping(run: dict | None) -> dict:
 
 # --- Study A ----------------------------------------------------------------------------------------------
 
+def rectangle_samples(root: str | Path, notes: list[str] | None = None) -> dict[str, dict]:
+    """{sample: how it was generated (n, image_size, delta, contained, seed, ...)} of every rectangle sample."""
+    return by_name(root, paths.rectangles_record("*"), notes)
+
+
+def eda_sample(root: str | Path, sample: str, notes: list[str] | None = None) -> dict | None:
+    """How one rectangle sample was generated."""
+    return read(root, paths.rectangles_record(sample), notes)
+
+
+def eda_summary(root: str | Path, notes: list[str] | None = None) -> dict | None:
+    return read(root, paths.EDA_SUMMARY, notes)
+
+
+def image_sets(root: str | Path, notes: list[str] | None = None) -> dict | None:
+    """The record of the single-rectangle image sets the latent analysis reads (`image_sets`: per set)."""
+    return read(root, paths.IMAGE_SETS_RECORD, notes)
+
+
 def segmentation_records(root: str | Path, notes: list[str] | None = None) -> dict[str, dict]:
     """{"<net>-<loss>": record} of every trained segmentation net (the colour baseline left out)."""
-    found = {}
-    for p in sorted((Path(root) / SEGMENTATION_DIR).glob("*-*.json")):
-        rec = read(root, f"{SEGMENTATION_DIR}/{p.name}", notes)
-        if rec is not None:
-            found[p.stem] = rec
-    return found
+    return by_name(root, paths.segmentation_record("*-*"), notes)
 
 
 def segmentation(root: str | Path, net: str, loss: str, notes: list[str] | None = None) -> dict | None:
-    return read(root, f"{SEGMENTATION_DIR}/{net}-{loss}.json", notes)
+    return read(root, paths.segmentation_record(f"{net}-{loss}"), notes)
 
 
 def baseline(root: str | Path, notes: list[str] | None = None) -> dict | None:
-    return read(root, f"{SEGMENTATION_DIR}/baseline.json", notes)
+    return read(root, paths.BASELINE_RECORD, notes)
 
 
 def launches(rec: dict) -> list[dict]:
@@ -81,14 +112,55 @@ def launches(rec: dict) -> list[dict]:
 
 def mean_iou(rec: dict) -> float | None:
     """Test mean IoU, mean over launches (a record without launches: its single value)."""
+    return mean_iou_range(rec)[0]
+
+
+def mean_iou_range(rec: dict | None) -> tuple[float | None, float | None, float | None]:
+    """(mean, min, max) of the test mean IoU over launches (a record without launches: its single value)."""
+    if not rec:
+        return None, None, None
     summary = (rec.get("summary") or {}).get("mean_iou")
     if isinstance(summary, dict) and summary.get("mean") is not None:
-        return summary["mean"]
-    return rec.get("mean_iou")
+        return summary["mean"], summary.get("min"), summary.get("max")
+    value = rec.get("mean_iou")
+    return value, value, value
+
+
+def training_runs(records: dict[str, dict]) -> dict[str, list[dict]]:
+    """{net: [run]}: every training run of each net in the order it trained, the steps of its chain first (the
+    chained protocol: one model through the losses of `segmentation.chain`, launch after launch), then the runs
+    from fresh weights. run: {"loss", "launch", "step" (None: fresh weights), "started_from" (None: fresh
+    weights), "mean_iou", "stopping" (as `stopping` gives it)}."""
+    out: dict[str, list[dict]] = {}
+    for name, rec in records.items():
+        out.setdefault(rec.get("net") or name.split("-", 1)[0], []).extend(
+            {"loss": rec.get("loss"), "launch": r.get("launch"), "step": r.get("step"),
+             "started_from": r.get("started_from"), "mean_iou": r.get("mean_iou"), "stopping": stopping(r)}
+            for r in launches(rec))
+    # A chain step whose own loss's record is missing is still listed, from the chain another loss's record holds.
+    for name, rec in records.items():
+        runs = out[rec.get("net") or name.split("-", 1)[0]]
+        for c in rec.get("chain") or []:
+            if not any(run["step"] == c.get("step") for run in runs):
+                runs.append({"loss": c.get("loss"), "launch": c.get("launch"), "step": c.get("step"),
+                             "started_from": None, "mean_iou": c.get("mean_iou"),
+                             "stopping": {**stopping(None), "converged": c.get("converged")}})
+    return {net: sorted(runs, key=lambda r: (r["step"] is None, r["step"] or 0, str(r["loss"]), r["launch"] or 0))
+            for net, runs in out.items()}
+
+
+def protocols(records: dict[str, dict]) -> list[str]:
+    """The segmentation protocols (chained, independent) the records were trained under, in name order."""
+    return sorted({str(rec["protocol"]) for rec in records.values() if rec.get("protocol")})
 
 
 def latent(root: str | Path, net: str, loss: str, notes: list[str] | None = None) -> dict | None:
-    return read(root, f"{LATENT_DIR}/{net}-{loss}.json", notes)
+    return read(root, paths.latent_record(f"{net}-{loss}"), notes)
+
+
+def latent_records(root: str | Path, notes: list[str] | None = None) -> dict[str, dict]:
+    """{"<net>-<loss>": latent analysis} of every analysed net."""
+    return by_name(root, paths.latent_record("*"), notes)
 
 
 def pair_separability(rec: dict, probe_set: str, reducer: str) -> dict | None:
@@ -105,31 +177,31 @@ def pair_separability(rec: dict, probe_set: str, reducer: str) -> dict | None:
     return {"layer": layer, "pairs": values, "launches": [int(k) for k in block.get("launches") or range(1, n + 1)]}
 
 
-def eda_summary(root: str | Path, notes: list[str] | None = None) -> dict | None:
-    return read(root, EDA_SUMMARY, notes)
-
-
-def eda_sample(root: str | Path, sample: str, notes: list[str] | None = None) -> dict | None:
-    """How one rectangle sample was generated (n, image_size, delta, contained, ...)."""
-    return read(root, EDA_SAMPLE.format(sample=sample), notes)
-
-
 # --- Study B ----------------------------------------------------------------------------------------------
 
 def study_b_summary(root: str | Path, notes: list[str] | None = None) -> dict | None:
-    return read(root, STUDY_B_SUMMARY, notes)
+    return read(root, paths.STUDY_B_SUMMARY, notes)
+
+
+def study_b_probe(root: str | Path, tag: str, notes: list[str] | None = None) -> dict | None:
+    """The record of one linear probe (tag: the latent size, with -s<k> for an extra seed)."""
+    return read(root, paths.study_b_probe_record(tag), notes)
 
 
 def study_b_runs(root: str | Path, notes: list[str] | None = None) -> dict[int, dict[int, dict]]:
-    """{hidden: {seed: {"ae": record or None, "probe": record or None}}} from metrics/study_b/sizes/."""
+    """{hidden: {seed: {"ae": record or None, "probe": record or None}}} from the autoencoder and probe records."""
     out: dict[int, dict[int, dict]] = {}
-    for p in sorted((Path(root) / STUDY_B_SIZES_DIR).glob("*.json")):
-        kind = p.stem.split("-")[0]
-        rec = read(root, f"{STUDY_B_SIZES_DIR}/{p.name}", notes)
-        if kind not in ("ae", "probe") or rec is None or "hidden" not in rec or "seed" not in rec:
-            continue
-        out.setdefault(int(rec["hidden"]), {}).setdefault(int(rec["seed"]), {"ae": None, "probe": None})[kind] = rec
+    for kind, pattern in (("ae", paths.study_b_ae_record("*")), ("probe", paths.study_b_probe_record("*"))):
+        for rec in by_name(root, pattern, notes).values():
+            if "hidden" in rec and "seed" in rec:
+                seeds = out.setdefault(int(rec["hidden"]), {})
+                seeds.setdefault(int(rec["seed"]), {"ae": None, "probe": None})[kind] = rec
     return {h: dict(sorted(seeds.items())) for h, seeds in sorted(out.items())}
+
+
+def study_b_stopping(runs: dict[int, dict[int, dict]], part: str) -> list[dict]:
+    """How every run of one family ("ae" or "probe") stopped, over sizes and seeds (see `stopping`)."""
+    return [stopping(r[part]) for seeds in runs.values() for r in seeds.values() if r.get(part)]
 
 
 def confusion(probe: dict | None) -> np.ndarray | None:
@@ -161,7 +233,7 @@ def per_class(probe: dict | None, what: str) -> list[float] | None:
 
 def study_c_cells(root: str | Path, notes: list[str] | None = None) -> dict[str, dict]:
     """{cell: record} of the Study C cells that have run."""
-    found = {cell: read(root, STUDY_C_CELL.format(cell=cell), notes) for cell in STUDY_C_CELLS}
+    found = {cell: read(root, paths.study_c_record(cell), notes) for cell in STUDY_C_CELLS}
     return {k: v for k, v in found.items() if v}
 
 
@@ -187,7 +259,7 @@ def by_seed(rec: dict, regime: str, metric: str = "test_accuracy") -> dict[int, 
 
 def study_c_predictions(root: str | Path, cell: str, notes: list[str] | None = None) -> dict | None:
     """The test predictions of one cell (y_test, seeds, one (S, N) array per regime), or None."""
-    rel = STUDY_C_PREDICTIONS.format(cell=cell)
+    rel = paths.study_c_predictions(cell)
     path = Path(root) / rel
     if not path.exists():
         return None
@@ -203,6 +275,26 @@ def study_c_predictions(root: str | Path, cell: str, notes: list[str] | None = N
 def study_c_values(rec: dict, regime: str, metric: str = "test_accuracy") -> list[float]:
     """The per-seed values of one regime in seed order (for figures and tables)."""
     return list(by_seed(rec, regime, metric).values())
+
+
+# --- verdicts -------------------------------------------------------------------------------------------------
+
+def verdicts(root: str | Path, notes: list[str] | None = None) -> dict | None:
+    """Every check with its verdict, rule, preconditions and tests."""
+    return read(root, paths.VERDICTS, notes)
+
+
+def headline(root: str | Path, study: str, notes: list[str] | None = None) -> dict | None:
+    """The headline metrics of one study (study_a, study_b, study_c) or of the verdicts."""
+    return read(root, paths.headline(study), notes)
+
+
+def convergence(runs: list[dict]) -> dict[str, int]:
+    """How many runs (each as `stopping` gives it) converged (patience ended every phase), hit their epoch cap,
+    or cannot tell (older records)."""
+    flags = [r.get("converged") for r in runs]
+    return {"runs": len(flags), "converged": sum(f is True for f in flags), "hit_cap": sum(f is False for f in flags),
+            "unknown": sum(f is None for f in flags)}
 
 
 def as_number(v: Any) -> float | None:

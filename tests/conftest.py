@@ -8,6 +8,11 @@ import torch
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/ mirrors the packages (tests/study_a/, tests/verdicts/, ...); test modules import shared helpers
+# (fake_metrics, browser) and each other's tiny settings (TINY_STUDY_B, ...) by module name from any folder.
+for _folder in [Path(__file__).parent, *sorted(p for p in Path(__file__).parent.iterdir() if p.is_dir())]:
+    if _folder.name != "__pycache__" and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 # Tests never touch the real datasets or a GPU.
 os.environ.pop("LATENTSPACE_DATA_DIR", None)
@@ -79,8 +84,8 @@ def dvc_repo(tmp_path) -> DvcRepo:
     import shutil
     repo = tmp_path / "repo"
     repo.mkdir()
-    # references.yaml and paper_scale.yaml: deps of the verdicts stage.
-    for name in ("dvc.yaml", "params.yaml", "references.yaml", "paper_scale.yaml"):
+    # references.yaml and paper_scale.yaml: deps of the verdicts stage; requirements.lock: of the report stage.
+    for name in ("dvc.yaml", "params.yaml", "references.yaml", "paper_scale.yaml", "requirements.lock"):
         shutil.copy(ROOT / name, repo / name)
     # The library too: stages declare its modules as deps (stages import the installed package, which is ROOT's).
     for folder in ("stages", "latentspace"):

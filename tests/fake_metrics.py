@@ -127,7 +127,8 @@ def latent(root: Path, name: str, pairs: dict[str, list[float]], layer: str = "p
 
 def study_b(root: Path, accuracy: dict[int, list[float]], mse: dict[int, list[float]], data: dict | None = None,
             converged: bool = True, confusion: dict[int, list] | None = None, profile_shift: float = 0.05) -> None:
-    """summary.json and the per-size records under metrics/study_b/sizes/ (seed k of a size: `-s<k>`).
+    """summary.json, the autoencoder records (metrics/study_b/autoencoders/) and the probe records
+    (metrics/study_b/sizes/) of every size (seed k of a size: `-s<k>`).
     confusion: hidden -> 10 x 10 test matrix (default: the published 256 matrix, or 512's at 512); the precision
     profile of size number i is a base profile with class i raised by profile_shift (seeds add a trace)."""
     by_hidden = {}
@@ -144,7 +145,7 @@ def study_b(root: Path, accuracy: dict[int, list[float]], mse: dict[int, list[fl
         for s, (acc, err) in enumerate(zip(accuracy[h], mse[h])):
             tag = f"{h}" + (f"-s{s}" if s else "")
             stop = stopping(converged)
-            put_json(root, f"metrics/study_b/sizes/ae-{tag}.json", {
+            put_json(root, f"metrics/study_b/autoencoders/ae-{tag}.json", {
                 "hidden": h, "seed": s, "test_mse": err, "train_images": 3000, "val_images": 500,
                 **{k: stop[k] for k in ("epoch_kept", "epochs_run", "max_epochs", "hit_cap")}, "stopping": stop})
             precision = base + profile_shift * (np.arange(10) == i % 10) + 0.001 * s * np.sin(np.arange(10) + s)

@@ -3,7 +3,6 @@ reached, and how long each stage took (from the stage runner's `metrics/timing/<
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import re
@@ -14,12 +13,13 @@ from typing import Any
 
 import yaml
 
+from latentspace import paths, results
 from latentspace.core.params import PARAMS_FILE, SCHEMA
-from latentspace.report.common import Inputs, MissingInput, flatten, fmt, guarded, lock_hashes, pp
+from latentspace.report.common import Inputs, MissingInput, flatten, fmt, guarded, lock_hashes, pp, read_lock
 from latentspace.report.document import Note, Section, Table, Text
 
-TIMING_DIR = "metrics/timing"
-VERDICTS = "metrics/verdicts.json"
+TIMING_DIR = paths.TIMING_DIR
+VERDICTS = paths.VERDICTS
 
 
 # --- run identity and parameters ----------------------------------------------------------------------
@@ -74,9 +74,8 @@ REPORT_STAGE = "report"
 def recorded_params(root: Path) -> dict[str, dict[str, Any]] | None:
     """{stage: {dotted parameter: value}} as DVC recorded them in dvc.lock when each stage last ran (the report
     stage's own entry left out: it is rewritten after this report); None without a readable dvc.lock."""
-    try:
-        lock = yaml.safe_load((Path(root) / "dvc.lock").read_text()) or {}
-    except (FileNotFoundError, yaml.YAMLError):
+    lock = read_lock(root)
+    if not lock:
         return None
     out = {}
     for name, entry in (lock.get("stages") or {}).items():
@@ -197,15 +196,14 @@ def dataset_table(inputs: Inputs, names: list[str]) -> list:
     hashes = lock_hashes(inputs.root)
     rows, absent = [], []
     for name in names:
-        rel = f"metrics/datasets/{name}.json"
-        if not inputs.exists(rel):
-            absent.append(f"`{rel}`")
+        rec = inputs.read(results.dataset_record, name)
+        if rec is None:
+            absent.append(f"`{paths.dataset_record(name)}`")
             continue
-        rec = inputs.json(rel)
         sha = rec.get("sha256") or {}
         rows.append([name, fmt(rec.get("obtained_by") or rec.get("source")),
                      ", ".join(f"`{f}`: `{h}`" for f, h in sha.items()) if isinstance(sha, dict) else fmt(sha),
-                     f"`{hashes.get(f'data/{name}', '–')}`",
+                     f"`{hashes.get(paths.dataset(name), '–')}`",
                      f"{fmt(rec.get('train'))} / {fmt(rec.get('val'))} / {fmt(rec.get('test'))}"])
     if not rows:
         raise MissingInput(" and ".join(absent) + (" is" if len(absent) == 1 else " are") + " missing")
@@ -217,25 +215,24 @@ def dataset_table(inputs: Inputs, names: list[str]) -> list:
 
 
 def rectangles_data(inputs: Inputs, params: dict) -> list[Section]:
-    records = inputs.jsons("metrics/eda/generate")
-    if not records:
-        raise MissingInput("no sample record under `metrics/eda/generate/`")
+    records = inputs.read(results.rectangle_samples, missing=f"no sample record `{paths.rectangles_record('<sample>')}`")
     hashes = lock_hashes(inputs.root)
     rows = [[f"`{name}`", fmt(r.get("n")), fmt(r.get("image_size")), fmt(r.get("contained")), fmt(r.get("delta")),
-             fmt(r.get("clipped_colours")), fmt(r.get("seed")), f"`{hashes.get(f'data/rectangles/{name}', '–')}`"]
+             fmt(r.get("clipped_colours")), fmt(r.get("seed")), f"`{hashes.get(paths.rectangles(name), '–')}`"]
             for name, r in records.items()]
     s = Section("Study A: the generated rectangle samples", level=3)
     s.add(Text("Every sample is drawn by `stages/study_a/generate_rectangles.py` from its own seed (derived from `seed` "
                "and the sample's name); the md5 is the one DVC recorded for the sample's folder in `dvc.lock`."),
           Table(["sample", "images", "image size", "full containment", "delta", "colours clipped", "seed",
-                 "md5 (dvc.lock)"], rows, "`metrics/eda/generate/<sample>.json`"))
+                 "md5 (dvc.lock)"], rows, f"`{paths.rectangles_record('<sample>')}`"))
     return [s]
 
 
 def study_b_data(inputs: Inputs, params: dict) -> list[Section]:
-    data = (inputs.json("metrics/study_b/summary.json").get("data") or {})
+    summary = inputs.read(results.study_b_summary, missing=f"`{paths.STUDY_B_SUMMARY}` is missing")
+    data = summary.get("data") or {}
     if not data:
-        raise MissingInput("`metrics/study_b/summary.json` has no `data` record")
+        raise MissingInput(f"`{paths.STUDY_B_SUMMARY}` has no `data` record")
     return [Section("Study B: the CIFAR-10 images as the autoencoders saw them", [
         Table(["field", "value"], [[f"`{k}`", fmt(v)] for k, v in flatten(data).items()])], level=3)]
 
@@ -290,7 +287,6 @@ def _preconditions(claim: dict) -> str:
 
 def _confusion_tables(inputs: Inputs) -> list:
     """Published and measured confusion matrices of Study B side by side (measured: summed over seeds)."""
-    from latentspace import results
     from latentspace.constants import CIFAR10_CLASSES
     from latentspace.core.errors import UserError
     from latentspace.core.io import read_yaml
@@ -316,7 +312,7 @@ def _confusion_tables(inputs: Inputs) -> list:
 
 
 def verdict_rules(inputs: Inputs, params: dict) -> list[Section]:
-    rec = inputs.json(VERDICTS)
+    rec = inputs.read(results.verdicts, missing=f"`{VERDICTS}` is missing")
     s = Section("Appendix C. How each verdict was reached", level=2)
     scale = rec.get("scale") or {}
     s.add(Text("Every check with its rule, what the rule said, its preconditions and tests (`" + VERDICTS + "`; "
@@ -345,27 +341,13 @@ def verdict_rules(inputs: Inputs, params: dict) -> list[Section]:
 
 # --- stage times ----------------------------------------------------------------------------------------
 
-def stage_times(root: Path) -> dict[str, dict]:
-    """{stage instance: timing record} from every `metrics/timing/<stage>.json` the stage runner wrote."""
-    times = {}
-    for p in sorted((Path(root) / TIMING_DIR).glob("*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (ValueError, UnicodeDecodeError):
-            continue
-        seconds = rec.get("seconds") if isinstance(rec, dict) else None
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-            times[str(rec.get("stage") or p.stem)] = {**rec, "seconds": float(seconds)}
-    return times
-
-
 def stage_times_section(times: dict[str, dict], *, tracked: bool = False) -> list[Section]:
     """The table of stage times; `tracked` (the git-tracked report.md): a pointer to them instead, so that a
     rerun of the same run, which takes other seconds, rewrites report.md identically."""
     s = Section("Appendix D. How long each stage took", level=2)
     if tracked:
         return [s.add(Text(f"Each stage's wall time of this run is in `reports/report.html` (Appendix D), in "
-                           f"`{TIMING_DIR}/<stage>.json` and, summed, in `metrics/stage_times.json`; this "
+                           f"`{paths.timing('<stage>')}` and, summed, in `{paths.STAGE_TIMES}`; this "
                            "git-tracked page leaves them out, so a rerun that reproduces every result leaves it "
                            "unchanged."))]
     if not times:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
-from latentspace.core.io import atomic_path, write_json
+from latentspace import results
+from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_path, read_yaml, write_json
 from latentspace.core.params import PARAMS_FILE, load_params
 from latentspace.report import appendix, glance_figures
 from latentspace.report.common import Inputs, guarded
@@ -20,7 +20,6 @@ from latentspace.report.study_b import study_b
 from latentspace.report.study_c import study_c
 
 TITLE = "What pretrained convolutional networks keep in their latent space"
-STAGE_TIMES = "metrics/stage_times.json"
 REFERENCES = "references.yaml"
 
 
@@ -43,8 +42,8 @@ STUDIES = [
 
 def _references(root: Path) -> dict:
     try:
-        refs = yaml.safe_load((root / REFERENCES).read_text())
-    except (FileNotFoundError, yaml.YAMLError):
+        refs = read_yaml(root / REFERENCES)
+    except UserError:  # the verdicts stage validates references.yaml; the figures only mark its values
         return {}
     return refs if isinstance(refs, dict) else {}
 
@@ -66,7 +65,7 @@ def build_report(root: Path, env: dict | None = None, figures: bool = True, trac
     sections += appendix.provenance(inputs, params)
     sections += guarded(appendix.verdict_rules, "verdicts", "Appendix C. How each verdict was reached", 2)(
         inputs, params)
-    sections += appendix.stage_times_section(appendix.stage_times(root), tracked=tracked)
+    sections += appendix.stage_times_section(results.stage_times(root), tracked=tracked)
     sections.append(Section("About this report", [Text(
         "Every number above is read from the JSON metrics files under `metrics/` (tracked by DVC and git), every "
         "figure from `reports/`, the parameters from `params.yaml` and the published values from "
@@ -89,7 +88,7 @@ def write_report(root: Path, md_path: Path, html_path: Path, env: dict | None = 
 def write_stage_times(root: Path, path: Path, own_stage: str, own_seconds: float) -> dict:
     """Every other stage's wall time (from metrics/timing/), this stage's own time of this run (`seconds`) and the
     total of all of them: the numbers behind the documentation's cost box."""
-    times = {name: t["seconds"] for name, t in appendix.stage_times(root).items() if name != own_stage}
+    times = {name: t["seconds"] for name, t in results.stage_times(root).items() if name != own_stage}
     record = {"stages": dict(sorted(times.items())), "seconds": own_seconds,
               "total_seconds": round(sum(times.values()) + own_seconds, 2)}
     write_json(path, record)

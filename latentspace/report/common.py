@@ -5,7 +5,6 @@ that section, so the report can be rendered at any point of the pipeline.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -13,8 +12,10 @@ from typing import Any, Callable
 
 import yaml
 
-from latentspace import stats
-from latentspace.report.document import Figure, Note, Section
+from latentspace import results, stats
+from latentspace.core.errors import UserError
+from latentspace.core.io import read_yaml
+from latentspace.report.document import Figure, Note, Section, Table
 
 
 class MissingInput(Exception):
@@ -22,7 +23,8 @@ class MissingInput(Exception):
 
 
 class Inputs:
-    """Paths relative to the project root; JSON reads that fail with a message naming the file."""
+    """The project root: metrics read through latentspace/results.py (the one reader of each metrics file), and
+    figures by their paths (latentspace/paths.py)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -33,19 +35,16 @@ class Inputs:
     def exists(self, rel: str) -> bool:
         return self.path(rel).exists()
 
-    def json(self, rel: str) -> Any:
-        p = self.path(rel)
-        try:
-            return json.loads(p.read_text())
-        except FileNotFoundError:
-            raise MissingInput(f"`{rel}` is missing") from None
-        except (ValueError, UnicodeDecodeError):
-            raise MissingInput(f"`{rel}` is not valid JSON") from None
-
-    def jsons(self, rel_dir: str, pattern: str = "*.json") -> dict[str, Any]:
-        """Every JSON file matching `pattern` under `rel_dir`, keyed by its stem, in name order."""
-        d = self.path(rel_dir)
-        return {p.stem: self.json(p.relative_to(self.root).as_posix()) for p in sorted(d.glob(pattern))}
+    def read(self, reader: Callable[..., Any], *args: Any, missing: str | None = None) -> Any:
+        """What the results reader gives for this root and `args`. A file it could not read raises MissingInput;
+        so does nothing found (None or empty) when `missing` says what is missing."""
+        notes: list[str] = []
+        value = reader(self.root, *args, notes=notes)
+        if notes:
+            raise MissingInput(notes[0])
+        if missing is not None and not value:
+            raise MissingInput(missing)
+        return value
 
     def figure(self, rel: str, caption: str) -> Figure | Note:
         p = self.path(rel)
@@ -119,14 +118,30 @@ def guarded(build: Callable[[Inputs, dict], list], what: str, title: str = "Resu
     return run
 
 
+def convergence_table(families: list[tuple[str, list[dict]]], caption: str = "") -> Table:
+    """Per family of training runs (each run as results.stopping gives it): how many converged (patience ended
+    every phase) and how many hit their epoch cap; a column for the runs whose record cannot tell, if any."""
+    counts = [(family, results.convergence(runs)) for family, runs in families]
+    unknown = any(c["unknown"] for _, c in counts)
+    rows = [[family, fmt(c["runs"]), fmt(c["converged"]), fmt(c["hit_cap"]), *([fmt(c["unknown"])] if unknown else [])]
+            for family, c in counts]
+    return Table(["runs", "how many", "converged (stopped by patience)", "hit their epoch cap",
+                  *(["cannot tell (older record)"] if unknown else [])], rows, caption)
+
+
+def read_lock(root: Path) -> dict:
+    """dvc.lock as a mapping ({} when it is missing or not valid YAML: a report before the first run)."""
+    try:
+        lock = read_yaml(Path(root) / "dvc.lock")
+    except UserError:
+        return {}
+    return lock if isinstance(lock, dict) else {}
+
+
 def lock_hashes(root: Path) -> dict[str, str]:
     """Output path -> the md5 DVC recorded for it in dvc.lock (a folder's ends in `.dir`)."""
-    try:
-        lock = yaml.safe_load((Path(root) / "dvc.lock").read_text()) or {}
-    except (FileNotFoundError, yaml.YAMLError):
-        return {}
     hashes = {}
-    for stage in (lock.get("stages") or {}).values():
+    for stage in (read_lock(root).get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if isinstance(out, dict) and "path" in out and out.get("md5"):
                 hashes[Path(out["path"]).as_posix()] = str(out["md5"])

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentspace import paths, results
 from latentspace.report.common import Inputs, fmt, pp
 from latentspace.report.document import Note, Section, Table, Text
-from latentspace.report.glance_figures import GLANCE_DIR
 from latentspace.verdicts.base import KINDS, NOT_REPRODUCED, NOT_RUN, REPRODUCED, UNDECIDED, VERDICTS
 
 TITLE = "Reproduction at a glance"
-VERDICTS_FILE = "metrics/verdicts.json"
 BADGES = {REPRODUCED: "good", NOT_REPRODUCED: "bad", UNDECIDED: "open", NOT_RUN: "none"}
 STUDY_NAMES = {"A": "Study A (rectangles, segmentation nets)", "B": "Study B (CIFAR-10 autoencoders)",
                "C": "Study C (MNIST pretraining)"}
@@ -141,21 +140,20 @@ def _scale_phrase(rec: dict) -> str:
 
 def glance_section(inputs: Inputs, params: dict) -> Section:
     s = Section(TITLE)
-    if not inputs.exists(VERDICTS_FILE):
-        return s.add(Note(f"No verdicts yet: `{VERDICTS_FILE}` is written by the `verdicts` stage "
+    rec: dict[str, Any] | None = inputs.read(results.verdicts)
+    if rec is None:
+        return s.add(Note(f"No verdicts yet: `{paths.VERDICTS}` is written by the `verdicts` stage "
                           f"(`dvc repro verdicts`)."))
-    rec: dict[str, Any] = inputs.json(VERDICTS_FILE)
     claims = rec.get("claims") or []
     s.add(Text(f"Every claim of the three source studies (`references.yaml`) against this run's measurements "
-               f"(`{VERDICTS_FILE}`). {kinds_phrase(claims).capitalize()}. A check is decided only when its "
+               f"(`{paths.VERDICTS}`). {kinds_phrase(claims).capitalize()}. A check is decided only when its "
                "preconditions hold (converged runs, nets that learned their task, equal budgets, enough seeds); "
                "measured values are means over seeds or launches, with [interval] where there are several; rules, "
                "preconditions and tests are in Appendix C." + _scale_phrase(rec)))
     rows = [[c["statement"], *shown(c), c["verdict"], reason(c), c.get("kind", "stated")] for c in claims]
     s.add(Table(["claim", "published", "measured", "verdict", "reason", "kind"], rows, badges=BADGES, compact=True))
     for study in STUDY_NAMES:
-        head_rel = f"metrics/headline/study_{study.lower()}.json"
-        headline = inputs.json(head_rel) if inputs.exists(head_rel) else {}
+        headline = inputs.read(results.headline, f"study_{study.lower()}") or {}
         own = [c for c in claims if c.get("study") == study]
         s.add(Text(study_sentence(study, own, headline)))
     for study, caption in (("a", "Study A: test mean IoU per (net, loss) against the colour baseline, and the "
@@ -164,5 +162,5 @@ def glance_section(inputs: Inputs, params: dict) -> Section:
                                  "reconstruction MSE per latent size."),
                            ("c", "Study C: test accuracy of each cell and regime over seeds, with the published "
                                  "single runs as red stars.")):
-        s.add(inputs.figure(f"{GLANCE_DIR}/study_{study}.png", caption))
+        s.add(inputs.figure(paths.glance_figure(f"study_{study}"), caption))
     return s

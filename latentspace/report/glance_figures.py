@@ -11,13 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latentspace import results  # noqa: E402
+from latentspace import paths, results  # noqa: E402
 from latentspace.constants import (CLASS_PAIRS, MEASURED_COLOURS, PAIR_COLOURS, PUBLISHED_COLOUR,  # noqa: E402
                                    REGIME_COLOURS, STUDY_C_CELLS, STUDY_C_REGIMES)
 from latentspace.core.io import save_figure  # noqa: E402
 
-GLANCE_DIR = "reports/glance"
-FIGURES = ("study_a.png", "study_b.png", "study_c.png")
+STUDIES = ("study_a", "study_b", "study_c")
+FIGURES = tuple(Path(paths.glance_figure(study)).name for study in STUDIES)
 
 
 def _placeholder(title: str, message: str):
@@ -35,7 +35,7 @@ def _claim(refs: dict, cid: str) -> dict:
 def study_a(root: Path, refs: dict, rules: dict):
     nets = results.segmentation_records(root)
     if not nets:
-        return _placeholder("Study A", "Study A has not run yet: no metrics/segmentation/<net>-<loss>.json")
+        return _placeholder("Study A", f"Study A has not run yet: no {paths.segmentation_record('<net>-<loss>')}")
     claim = _claim(refs, "a-latent-figures")
     probe_set, reducer = claim.get("probe_set", "all"), claim.get("reducer", "umap")
     fig, (ax_iou, ax_sep) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
@@ -74,7 +74,7 @@ def study_a(root: Path, refs: dict, rules: dict):
         ax_sep.legend(fontsize=7, loc="lower left", ncol=3)
     else:
         ax_sep.axis("off")
-        ax_sep.text(0.5, 0.5, "no pairwise separability in metrics/latent/ yet", ha="center", fontsize=9)
+        ax_sep.text(0.5, 0.5, f"no pairwise separability in {paths.LATENT_METRICS}/ yet", ha="center", fontsize=9)
     ax_sep.set_title(f"Separability of the classes, 2-D {reducer.upper()} of probe set `{probe_set}`", fontsize=10)
     fig.suptitle("Study A: segmentation quality and the latent clusters", fontsize=11)
     return fig
@@ -83,7 +83,7 @@ def study_a(root: Path, refs: dict, rules: dict):
 def study_b(root: Path, refs: dict, rules: dict):
     by_hidden = (results.study_b_summary(root) or {}).get("by_hidden") or {}
     if not by_hidden:
-        return _placeholder("Study B", "Study B has not run yet: no metrics/study_b/summary.json")
+        return _placeholder("Study B", f"Study B has not run yet: no {paths.STUDY_B_SUMMARY}")
     sizes = sorted(by_hidden, key=int)
     h = np.array([int(s) for s in sizes])
     acc = [by_hidden[s].get("probe_test_accuracy_values") or [by_hidden[s]["probe_test_accuracy"]] for s in sizes]
@@ -120,7 +120,7 @@ def study_b(root: Path, refs: dict, rules: dict):
 def study_c(root: Path, refs: dict, rules: dict):
     cells = results.study_c_cells(root)
     if not cells:
-        return _placeholder("Study C", "Study C has not run yet: no metrics/study_c/<arch>-<augment>.json")
+        return _placeholder("Study C", f"Study C has not run yet: no {paths.study_c_record('<arch>-<augment>')}")
     published = ((refs.get("facts") or {}).get("study_c_test_scores") or {}).get("values") or {}
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     x = np.arange(len(STUDY_C_CELLS))
@@ -149,8 +149,8 @@ def draw(root: Path, refs: dict, rules: dict) -> dict[str, Path]:
     """Draw the three key figures into reports/glance/; returns name -> path."""
     root = Path(root)
     out = {}
-    for name, draw_one in zip(FIGURES, (study_a, study_b, study_c)):
-        path = root / GLANCE_DIR / name
+    for study, name, draw_one in zip(STUDIES, FIGURES, (study_a, study_b, study_c)):
+        path = root / paths.glance_figure(study)
         try:
             fig = draw_one(root, refs, rules)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:

@@ -1,18 +1,18 @@
 """Study A in the report: the EDA of the two 50k samples (A2), the segmentation nets per (net, loss) with their
-spread over launches (A3), and the latent-space analysis (A4). Data provenance is in the appendix."""
+spread over launches and the training protocol with every step of each net's chain (A3), and the latent-space
+analysis (A4). Data provenance is in the appendix."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
+from latentspace import paths, results
 from latentspace.constants import CLASS_PAIRS, RECTANGLE_CLASSES, SEGMENTATION_CLASSES
-from latentspace.report.common import Inputs, MissingInput, fmt, guarded, lock_hashes, mean_std
+from latentspace.report.common import Inputs, MissingInput, convergence_table, fmt, guarded, lock_hashes, mean_std
 from latentspace.report.document import Gallery, Note, Section, Table, Text
 
 # The EDA summary keys its classes class_1..class_3.
 EDA_CLASS_KEYS = tuple(f"class_{k}" for k in RECTANGLE_CLASSES)
 EDA_SAMPLES = ("eda_free", "eda_contained")
-IMAGE_SETS = "metrics/image_sets.json"
 SEG_SCORES = (("pixel_accuracy", "pixel accuracy"), ("mean_iou", "mean IoU"), ("mean_dice", "mean Dice"),
               ("mean_iou_rectangles", "mean IoU (rectangles)"), ("mean_dice_rectangles", "mean Dice (rectangles)"))
 
@@ -24,10 +24,10 @@ def _range(stat: dict | None) -> str:
 
 
 def eda_section(inputs: Inputs, params: dict) -> list[Section]:
-    summary = inputs.json("metrics/eda/summary.json")
+    summary = inputs.read(results.eda_summary, missing=f"`{paths.EDA_SUMMARY}` is missing")
     samples = [k for k in EDA_SAMPLES if k in summary]
     if not samples:
-        raise MissingInput("`metrics/eda/summary.json` holds neither EDA sample")
+        raise MissingInput(f"`{paths.EDA_SUMMARY}` holds neither EDA sample")
     m = {k: summary[k] for k in samples}
     cols = ["quantity", *(f"`{k}`" for k in samples)]
 
@@ -36,7 +36,7 @@ def eda_section(inputs: Inputs, params: dict) -> list[Section]:
 
     s = Section("A2. Exploratory analysis of the two 50k samples", level=3)
     s.add(Text("Both EDA samples side by side: without (`eda_free`, rectangles clipped at the frame) and with full "
-               "containment (`eda_contained`). From `metrics/eda/summary.json`."))
+               f"containment (`eda_contained`). From `{paths.EDA_SUMMARY}`."))
     s.add(Table(cols, [row("images", lambda d: d.get("n")), row("full containment", lambda d: d.get("contained")),
                        row("delta", lambda d: d.get("delta")),
                        row("rectangles clipped by the frame", lambda d: d["geometry"].get("clipped_fraction")),
@@ -63,10 +63,10 @@ def eda_section(inputs: Inputs, params: dict) -> list[Section]:
                        _range)
                    for c in EDA_CLASS_KEYS for ch in ("R", "G", "B")]
     s.add(Table(cols, colour_rows, "Colour per class and channel: min–max (mean)"))
-    s.add(inputs.figure("reports/eda/geometry.png", "Centres and side lengths, both samples."),
-          inputs.figure("reports/eda/areas.png", "Full, visible and hidden area per class; how often pairs overlap."),
-          inputs.figure("reports/eda/colours.png", "Colour histograms per class and channel."))
-    s.add(Gallery([inputs.figure(f"reports/eda/examples-{k}.png", f"`{k}`: images, label maps and full masks.")
+    s.add(inputs.figure(f"{paths.EDA_FIGURES}/geometry.png", "Centres and side lengths, both samples."),
+          inputs.figure(f"{paths.EDA_FIGURES}/areas.png", "Full, visible and hidden area per class; how often pairs overlap."),
+          inputs.figure(f"{paths.EDA_FIGURES}/colours.png", "Colour histograms per class and channel."))
+    s.add(Gallery([inputs.figure(f"{paths.EDA_FIGURES}/examples-{k}.png", f"`{k}`: images, label maps and full masks.")
                    for k in samples]))
     return [s]
 
@@ -76,30 +76,26 @@ def _seg_name(rec: dict, stem: str) -> str:
     return f"{net} / {loss}" if loss else str(net)
 
 
-def launches(rec: dict) -> list[dict]:
-    """The per-launch records of a (net, loss); a record from before launches counts as one launch."""
-    return rec.get("per_launch") or [rec]
-
-
 def over_launches(rec: dict, get: Callable[[dict], Any], digits: int = 4) -> str:
     """mean ± std over the launches of one value of each launch."""
-    vals = [get(r) for r in launches(rec)]
+    vals = [get(r) for r in results.launches(rec)]
     return mean_std([v for v in vals if isinstance(v, (int, float))], digits)
 
 
 def segmentation_section(inputs: Inputs, params: dict) -> list[Section]:
-    records = {k: v for k, v in inputs.jsons("metrics/segmentation").items()}
+    base = inputs.read(results.baseline)
+    records = {**({"baseline": base} if base is not None else {}), **inputs.read(results.segmentation_records)}
     if not records:
-        raise MissingInput("no metrics under `metrics/segmentation/`")
+        raise MissingInput(f"no metrics under `{paths.SEGMENTATION_METRICS}/`")
     # The baseline first, then the nets in name order.
     order = sorted(records, key=lambda k: (k != "baseline", k))
     out = []
     s = Section("A3. Segmentation networks on the test set", level=3)
     s.add(Text("Pixel accuracy, IoU and Dice of each trained (net, loss) and of the colour baseline "
-               "(`metrics/segmentation/`): mean ± sample standard deviation over the launches (independent "
+               f"(`{paths.SEGMENTATION_METRICS}/`): mean ± sample standard deviation over the launches (independent "
                "trainings from different seeds). \"Rectangles\" averages the three rectangle classes only."))
     s.add(Table(["model", "parameters", "launches", *(label for _, label in SEG_SCORES)],
-                [[_seg_name(records[k], k), fmt(records[k].get("parameters")), fmt(len(launches(records[k]))),
+                [[_seg_name(records[k], k), fmt(records[k].get("parameters")), fmt(len(results.launches(records[k]))),
                   *(over_launches(records[k], lambda r, key=key: r.get(key)) for key, _ in SEG_SCORES)]
                  for k in order], "Overall"))
     for score in ("iou", "dice"):
@@ -110,20 +106,24 @@ def segmentation_section(inputs: Inputs, params: dict) -> list[Section]:
                     f"{'IoU' if score == 'iou' else 'Dice'} per class, mean ± std over launches"))
     s.add(Table(["model", "train / val / test images", "epochs", "kept epoch per launch", "seeds", "delta"],
                 [[_seg_name(r, k), f"{fmt(r.get('train_images'))} / {fmt(r.get('val_images'))} / "
-                  f"{fmt(r.get('test_images'))}", ", ".join(sorted({fmt(x.get('epochs')) for x in launches(r)})),
-                  ", ".join(fmt(x.get("epoch_kept", x.get("best_epoch"))) for x in launches(r)),
+                  f"{fmt(r.get('test_images'))}",
+                  ", ".join(sorted({fmt(x.get('epochs')) for x in results.launches(r)})),
+                  ", ".join(fmt(x.get("epoch_kept", x.get("best_epoch"))) for x in results.launches(r)),
                   ", ".join(fmt(x) for x in r.get("seeds") or []) or "–", fmt(r.get("delta"))]
                  for k, r in ((k, records[k]) for k in order)],
                 "How each model was trained (the epoch with the lowest validation loss is kept)"))
     out.append(s)
+    nets = {k: r for k, r in records.items() if k != "baseline"}
+    if nets:
+        out.append(training_section(nets))
 
     s = Section("A3. Confusion matrices (test pixels)", level=3)
     s.add(Text("Rows are the true class, columns the predicted one; counts of test pixels summed over the launches, "
                "and in brackets the share of the row (recall on the diagonal)."))
     for k in order:
-        cms = [r.get("confusion_matrix") for r in launches(records[k]) if r.get("confusion_matrix")]
+        cms = [r.get("confusion_matrix") for r in results.launches(records[k]) if r.get("confusion_matrix")]
         if not cms:
-            s.add(Note(f"`metrics/segmentation/{k}.json` has no confusion matrix."))
+            s.add(Note(f"`{paths.segmentation_record(k)}` has no confusion matrix."))
             continue
         cm = [[sum(m[i][j] for m in cms) for j in range(len(cms[0][i]))] for i in range(len(cms[0]))]
         rows = []
@@ -136,10 +136,48 @@ def segmentation_section(inputs: Inputs, params: dict) -> list[Section]:
 
     s = Section("A3. Predictions", level=3)
     s.add(Text("Test images, their label maps and each model's prediction."))
-    s.add(Gallery([inputs.figure(f"reports/segmentation/{k}-predictions.png", f"{_seg_name(records[k], k)}.")
+    s.add(Gallery([inputs.figure(paths.segmentation_figure(k), f"{_seg_name(records[k], k)}.")
                    for k in order]))
     out.append(s)
     return out
+
+
+PROTOCOLS = {
+    "chained": "`chained`, as the original script: one model per net goes through launch 1 of every loss of the "
+               "chain ({chain}), then launch 2, and so on, each step starting from the weights the step before "
+               "kept; a loss outside the chain trains from fresh weights",
+    "independent": "`independent`: every (net, loss, launch) trains from fresh weights"}
+
+
+def _stopped_by(stop: dict) -> str:
+    return {True: "patience (converged)", False: "epoch cap"}.get(stop.get("converged"), "–")
+
+
+def training_section(records: dict[str, dict]) -> Section:
+    """The protocol the nets were trained under, and every training run of each net in order (its chain's
+    steps, then its runs from fresh weights): what it started from, its test mean IoU and how it stopped."""
+    runs = results.training_runs(records)
+    chain = list(dict.fromkeys(r["loss"] for net_runs in runs.values() for r in net_runs if r["step"] is not None))
+    said = [PROTOCOLS.get(p, f"`{p}`").format(chain=" → ".join(chain) or "–") for p in results.protocols(records)]
+    s = Section("A3. Training protocol and the chain of each net", level=3)
+    s.add(Text(f"Protocol (`segmentation.protocol`): {'; '.join(said) or 'not recorded (an older run)'}. Every "
+               f"training run of each net in the order it trained, from `{paths.segmentation_record('<net>-<loss>')}` "
+               "(`chain`, and per launch `step`, `started_from`, `stopping`): the test mean IoU of the weights it "
+               "kept, and whether early stopping (`segmentation.patience` on `segmentation.monitor`) ended every "
+               "phase of its schedule before the phase's epoch cap (converged) or a phase ran to its cap."))
+    rows = [[net, fmt(r["step"]) if r["step"] is not None else "fresh", str(r["loss"]), fmt(r["launch"]),
+             r["started_from"] or ("the step before" if r["step"] not in (None, 1) else "fresh weights"),
+             fmt(r["mean_iou"]), f"{fmt(r['stopping']['epochs_run'])} / {fmt(r['stopping']['max_epochs'])}",
+             fmt(r["stopping"]["epoch_kept"]), _stopped_by(r["stopping"])]
+            for net, net_runs in runs.items() for r in net_runs]
+    s.add(Table(["net", "step", "loss", "launch", "started from", "test mean IoU", "epochs run / cap",
+                 "kept epoch", "stopped by"], rows),
+          convergence_table([(f"{net}: {'chain' if step else 'fresh weights'}",
+                              [r["stopping"] for r in net_runs if (r["step"] is not None) == step])
+                             for net, net_runs in runs.items() for step in (True, False)
+                             if any((r["step"] is not None) == step for r in net_runs)],
+                            "Training runs per net that converged and that hit their epoch cap"))
+    return s
 
 
 def separability_table(records: dict[str, dict]) -> Table | None:
@@ -177,11 +215,11 @@ def _per_class(scores: dict | None) -> str:
 
 
 def latent_section(inputs: Inputs, params: dict) -> list[Section]:
-    probe_record = inputs.json(IMAGE_SETS) if inputs.exists(IMAGE_SETS) else {}
+    probe_record = inputs.read(results.image_sets) or {}
     probes = probe_record.get("image_sets") or {}
-    records = inputs.jsons("metrics/latent")
+    records = inputs.read(results.latent_records)
     if not records and not probes:
-        raise MissingInput("no metrics under `metrics/latent/`")
+        raise MissingInput(f"no metrics under `{paths.LATENT_METRICS}/`")
     out = []
     if probes:
         s = Section("A4. Probe sets", level=3)
@@ -193,10 +231,10 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
             varied = [f for f, per_class in (p.get("factor_ranges") or {}).items()
                       if any(lo != hi for lo, hi in per_class.values())]
             rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none"])
-        md5 = lock_hashes(inputs.root).get("data/image_sets", "–")
+        md5 = lock_hashes(inputs.root).get(paths.IMAGE_SETS, "–")
         s.add(Text(f"Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
-                   f"(`{IMAGE_SETS}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
-                   f"{fmt(probe_record.get('contained'))}; `data/image_sets` has md5 `{md5}` in dvc.lock."),
+                   f"(`{paths.IMAGE_SETS_RECORD}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
+                   f"{fmt(probe_record.get('contained'))}; `{paths.IMAGE_SETS}` has md5 `{md5}` in dvc.lock."),
               Table(["probe set", "images", "factors that vary"], rows))
         out.append(s)
     if not records:
@@ -262,7 +300,7 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
 
     for name, rec in records.items():
         s = Section(f"A4. Figures: {rec.get('net')} / {rec.get('loss')}", level=4)
-        folder = f"reports/latent/{name}"
+        folder = paths.latent_figures(name)
         figures = [inputs.figure(f"{folder}/f1-fit.png", "Linear-probe F1 on the fitted set vs dimension."),
                    inputs.figure(f"{folder}/f1-heldout.png", "Linear-probe F1 on the held-out share vs dimension.")]
         figures += [inputs.figure(f"{folder}/scatter-{layer}.png", f"2-D PCA and UMAP embeddings of `{layer}`.")

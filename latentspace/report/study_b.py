@@ -1,12 +1,14 @@
 """Study B in the report: reconstruction error and linear-probe accuracy per latent size, with their spread over
-seeds (`metrics/study_b/summary.json`), the probe's per-class precision and confusion matrices, reconstructions."""
+seeds (`metrics/study_b/summary.json`), how many autoencoders and probes converged or hit their epoch cap, the
+probe's per-class precision and confusion matrices, reconstructions."""
 from __future__ import annotations
 
+from latentspace import paths, results
 from latentspace.constants import CIFAR10_CLASSES
-from latentspace.report.common import Inputs, MissingInput, fmt, guarded, spread
+from latentspace.report.common import Inputs, MissingInput, convergence_table, fmt, guarded, spread
 from latentspace.report.document import Gallery, Note, Section, Table, Text
 
-SUMMARY = "metrics/study_b/summary.json"
+SUMMARY = paths.STUDY_B_SUMMARY
 
 
 def _values(r: dict, key: str) -> dict:
@@ -22,7 +24,7 @@ def _kept(r: dict, what: str) -> str:
 
 
 def by_hidden(inputs: Inputs) -> dict[int, dict]:
-    rec = inputs.json(SUMMARY)
+    rec = inputs.read(results.study_b_summary, missing=f"`{SUMMARY}` is missing")
     sizes = rec.get("by_hidden") or {}
     if not sizes:
         raise MissingInput(f"`{SUMMARY}` lists no latent size")
@@ -45,15 +47,20 @@ def sizes_section(inputs: Inputs, params: dict) -> list[Section]:
                "validation loss) per seed, and how many seeds kept the last epoch allowed (cap hits)."),
           Table(["hidden", "seeds", "test MSE", "probe train acc.", "probe test acc.", "probe test macro F1",
                  "AE epoch kept (cap hits)", "probe epoch kept (cap hits)"], rows),
-          inputs.figure("reports/study_b/summary.png", "Reconstruction MSE and probe accuracy vs latent size."))
+          inputs.figure(paths.study_b_figure("summary"), "Reconstruction MSE and probe accuracy vs latent size."))
+    runs = inputs.read(results.study_b_runs)
+    if runs:
+        s.add(convergence_table([("autoencoders", results.study_b_stopping(runs, "ae")),
+                                 ("linear probes", results.study_b_stopping(runs, "probe"))],
+                                f"Training runs over every size and seed (`{paths.study_b_ae_record('<tag>')}`, "
+                                f"`{paths.study_b_probe_record('<tag>')}`) that converged and that hit their cap"))
     return [s]
 
 
 def per_class_section(inputs: Inputs, params: dict) -> list[Section]:
     sizes = by_hidden(inputs)
-    probes = {h: inputs.json(f"metrics/study_b/sizes/probe-{h}.json") for h in sizes
-              if inputs.exists(f"metrics/study_b/sizes/probe-{h}.json")}
-    probes = {h: q for h, q in probes.items() if q.get("per_class")}
+    probes = {h: inputs.read(results.study_b_probe, str(h)) for h in sizes}
+    probes = {h: q for h, q in probes.items() if q and q.get("per_class")}
     out = []
     if probes:
         classes = [c for c in CIFAR10_CLASSES if c in next(iter(probes.values()))["per_class"]]
@@ -64,12 +71,12 @@ def per_class_section(inputs: Inputs, params: dict) -> list[Section]:
         out.append(s)
     s = Section("Test confusion matrices of the probe", level=3)
     s.add(Text("Rows are the true class, columns the predicted one."))
-    s.add(Gallery([inputs.figure(f"reports/study_b/probe-{h}-confusion.png", f"Linear probe, hidden = {h}.")
+    s.add(Gallery([inputs.figure(paths.study_b_figure(f"probe-{h}-confusion"), f"Linear probe, hidden = {h}.")
                    for h in sizes]))
     out.append(s)
     s = Section("Reconstructions", level=3)
     s.add(Text("Test images (top) and their reconstructions (bottom), per latent size."))
-    s.add(Gallery([inputs.figure(f"reports/study_b/ae-{h}-reconstructions.png", f"Autoencoder, hidden = {h}.")
+    s.add(Gallery([inputs.figure(paths.study_b_figure(f"ae-{h}-reconstructions"), f"Autoencoder, hidden = {h}.")
                    for h in sizes]))
     out.append(s)
     return out

@@ -1,18 +1,17 @@
 """Study C in the report: the 12 cells over seeds, the paired regime differences, and how each run was trained
-(kept epochs, and how often the kept epoch was the last one allowed: the cap)."""
+(kept epochs, how often the kept epoch was the last one allowed, and per run family how many runs converged and
+how many hit their epoch cap)."""
 from __future__ import annotations
 
+from latentspace import paths, results
 from latentspace.constants import STUDY_C_CELLS, STUDY_C_REGIMES
-from latentspace.report.common import Inputs, MissingInput, fmt, mean_std, spread
+from latentspace.report.common import Inputs, convergence_table, fmt, mean_std, spread
 from latentspace.report.document import Gallery, Note, Section, Table, Text
 
 
 def cells(inputs: Inputs) -> dict[str, dict]:
-    found = {c: inputs.json(f"metrics/study_c/{c}.json") for c in STUDY_C_CELLS
-             if inputs.exists(f"metrics/study_c/{c}.json")}
-    if not found:
-        raise MissingInput("no cell metrics `metrics/study_c/<arch>-<augment>.json`")
-    return found
+    return inputs.read(results.study_c_cells,
+                       missing=f"no cell metrics `{paths.study_c_record('<arch>-<augment>')}`")
 
 
 def _paired_difference(records: list[dict], a: str, b: str, metric: str) -> str:
@@ -33,13 +32,13 @@ def _kept(per_seed: list[dict], part: str) -> tuple[str, str, str]:
 
 def study_c(inputs: Inputs, params: dict) -> list[Section]:
     found = cells(inputs)
-    absent = [f"`metrics/study_c/{c}.json`" for c in STUDY_C_CELLS if c not in found]
+    absent = [f"`{paths.study_c_record(c)}`" for c in STUDY_C_CELLS if c not in found]
     out = []
     s = Section("Test accuracy and macro F1 of the 12 cells", level=3)
     if absent:
         s.add(Note("Missing cells (not run yet): " + ", ".join(absent) + "."))
     s.add(Text("Mean ± sample standard deviation over the seeds (the official MNIST test set; weights of the "
-               "epoch with the lowest validation loss). From `metrics/study_c/<arch>-<augment>.json`."))
+               f"epoch with the lowest validation loss). From `{paths.study_c_record('<arch>-<augment>')}`."))
     rows = []
     for cell, rec in found.items():
         arch, augment = cell.split("-")
@@ -74,12 +73,17 @@ def study_c(inputs: Inputs, params: dict) -> list[Section]:
             allowed, kept, caps = _kept(per_seed[cell], part)
             rows.append([*cell.split("-"), part.replace("_", "-"),
                          fmt(epochs.get(part)) if allowed == "–" else allowed, kept, caps])
-    s.add(Table(["architecture", "augmentation", "run", "epochs allowed", "kept epoch per seed", "cap hits"], rows))
+    s.add(Table(["architecture", "augmentation", "run", "epochs allowed", "kept epoch per seed", "cap hits"], rows),
+          convergence_table([(part.replace("_", "-"), [results.stopping(r) for rec in found.values()
+                                                        for r in results.runs_by_seed(rec, part).values()])
+                             for part in ("autoencoder", *STUDY_C_REGIMES)],
+                            "Training runs over every cell and seed that converged (stopped by patience) and "
+                            "that hit their epoch cap"))
     s.add(Table(["architecture", "augmentation", "autoencoder test MSE", "train / val / test images", "seeds"],
                 [[*cell.split("-"), spread((rec.get("autoencoder") or {}).get("test_mse")),
                   f"{fmt(rec.get('train_images'))} / {fmt(rec.get('val_images'))} / {fmt(rec.get('test_images'))}",
                   ", ".join(fmt(x) for x in rec.get("seeds") or [])] for cell, rec in found.items()]))
-    s.add(Gallery([inputs.figure(f"reports/study_c/{cell}-reconstructions.png",
+    s.add(Gallery([inputs.figure(paths.study_c_figure(cell),
                                  f"{cell.replace('-', ' autoencoder, augmentation ')}: test images over their "
                                  f"reconstructions.") for cell in found]))
     out.append(s)

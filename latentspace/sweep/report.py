@@ -1,7 +1,8 @@
 """The delta sweep's report: reports/sweep.md and reports/sweep.html from the sweep's DVC experiments.
 
 `dvc exp show --json` lists the experiments and their parameters; the detailed metrics files are git-tracked
-outputs (`cache: false`), so each experiment's commit holds them and `git show <rev>:<path>` reads them. Figures:
+outputs (`cache: false`), so each experiment's commit holds them and `git show <rev>:<path>` reads them (paths from
+latentspace/paths.py; what a record means, from latentspace/results.py, as for the pipeline's report). Figures:
 the colour baseline's and every net's test mean IoU against delta, and the latent separability against delta.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from latentspace.constants import BOX_OVERLAP_DELTA, CHANNEL_OVERLAP_DELTA, CLASS_PAIRS
+from latentspace import paths, results
+from latentspace.constants import BOX_OVERLAP_DELTA, CHANNEL_OVERLAP_DELTA
 from latentspace.core.io import atomic_path, save_figure, write_json
 from latentspace.report.document import Figure, Note, Section, Table, Text, to_html, to_markdown
 from latentspace.sweep.run import SweepConfig, experiments, finished, lookup, matches
@@ -33,7 +35,7 @@ def git_json(rev: str, path: str) -> Any:
 
 def stage_seconds(rev: str, baseline: str) -> float | None:
     """Seconds of the stages the experiment ran: its timing files that differ from its baseline commit's."""
-    res = subprocess.run(["git", "diff", "--name-only", baseline, rev, "--", "metrics/timing"],
+    res = subprocess.run(["git", "diff", "--name-only", baseline, rev, "--", paths.TIMING_DIR],
                          capture_output=True, text=True)
     files = [f for f in res.stdout.split() if f.endswith(".json")] if res.returncode == 0 else []
     seconds = [(git_json(rev, f) or {}).get("seconds") for f in files]
@@ -41,27 +43,13 @@ def stage_seconds(rev: str, baseline: str) -> float | None:
     return round(sum(seconds), 1) if seconds else None
 
 
-def _iou(record: dict | None) -> tuple[float | None, float | None, float | None]:
-    """(mean, min, max) test mean IoU over launches (a record without launches: its single value)."""
-    if not record:
-        return None, None, None
-    summary = (record.get("summary") or {}).get("mean_iou")
-    if isinstance(summary, dict):
-        return summary.get("mean"), summary.get("min"), summary.get("max")
-    value = record.get("mean_iou")
-    return value, value, value
-
-
 def _separability(record: dict | None, reducer: str, probe_set: str) -> float | None:
     """Mean over class pairs and analysed launches of the held-out kNN accuracy in the 2-D embedding of the
     net's primary layer."""
-    if not record or "separability" not in record:
+    found = results.pair_separability(record or {}, probe_set, reducer)
+    if not found:
         return None
-    layer = record.get("primary_layer")
-    pairs = (((record["separability"].get(layer) or {}).get(probe_set) or {}).get(reducer) or {}).get("pairs")
-    if not pairs:
-        return None
-    values = [v for pair in CLASS_PAIRS for v in (pairs.get(pair) or [])]
+    values = [v for pair_values in found["pairs"].values() for v in pair_values]
     return sum(values) / len(values) if values else None
 
 
@@ -77,13 +65,13 @@ def collect(config: SweepConfig, exps: list[dict] | None = None) -> pd.DataFrame
         exp = found[0]
         row: dict[str, Any] = {"delta": delta, "experiment": exp["name"], "rev": exp["rev"][:7],
                                "from commit": (exp.get("baseline") or "")[:7]}
-        row["baseline"] = _iou(git_json(exp["rev"], "metrics/segmentation/baseline.json"))[0]
+        row["baseline"] = results.mean_iou_range(git_json(exp["rev"], paths.BASELINE_RECORD))[0]
         for net in lookup(exp["params"], "segmentation.nets") or []:
             for loss in lookup(exp["params"], "segmentation.losses") or []:
                 model = f"{net}-{loss}"
-                row[model], row[f"{model} min"], row[f"{model} max"] = _iou(
-                    git_json(exp["rev"], f"metrics/segmentation/{model}.json"))
-                latent = git_json(exp["rev"], f"metrics/latent/{model}.json")
+                row[model], row[f"{model} min"], row[f"{model} max"] = results.mean_iou_range(
+                    git_json(exp["rev"], paths.segmentation_record(model)))
+                latent = git_json(exp["rev"], paths.latent_record(model))
                 for probe_set in config.probe_sets:
                     row[f"{model} separability {probe_set}"] = _separability(latent, config.reducer, probe_set)
         row["stage seconds"] = stage_seconds(exp["rev"], exp["baseline"]) if exp.get("baseline") else None

@@ -49,6 +49,8 @@ def precondition(name: str, held: bool | None, detail: str, fix: str | None = No
 def converged(runs: Iterable[tuple[str, dict]], what: str, fix: str) -> dict:
     """Every run stopped by its patience, not by its epoch cap. runs: (label, results.stopping(...)) pairs."""
     runs = list(runs)
+    if not runs:    # no run to look at proves nothing: unknown, not held
+        return precondition("converged", None, f"no {what} found in the metrics", "run the stages that train them")
     capped = [label for label, s in runs if s["converged"] is False]
     unknown = [label for label, s in runs if s["converged"] is None]
     if capped:
