@@ -75,7 +75,7 @@ def study_a(root: Path, refs: dict, rules: dict):
     else:
         ax_sep.axis("off")
         ax_sep.text(0.5, 0.5, f"no pairwise separability in {paths.LATENT_METRICS}/ yet", ha="center", fontsize=9)
-    ax_sep.set_title(f"Separability of the classes, 2-D {reducer.upper()} of probe set `{probe_set}`", fontsize=10)
+    ax_sep.set_title(f"Separability of the classes, 2-D {reducer.upper()} of image set `{probe_set}`", fontsize=10)
     fig.suptitle("Study A: segmentation quality and the latent clusters", fontsize=11)
     return fig
 

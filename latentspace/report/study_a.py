@@ -181,22 +181,22 @@ def training_section(records: dict[str, dict]) -> Section:
 
 
 def separability_table(records: dict[str, dict]) -> Table | None:
-    """Per (net, loss), layer, probe set and reducer: held-out kNN accuracy of each pair of classes in the 2-D
+    """Per (net, loss), layer, image set and reducer: held-out kNN accuracy of each pair of classes in the 2-D
     embedding, mean ± std over the analysed launches."""
     rows = []
     for rec in records.values():
         for layer, by_set in (rec.get("separability") or {}).items():
-            for probe_set, by_reducer in by_set.items():
+            for image_set, by_reducer in by_set.items():
                 for reducer, r in by_reducer.items():
                     pairs = r.get("pairs") or {}
                     rows.append([f"{rec.get('net')} / {rec.get('loss')}", f"`{layer}`"
-                                 + (" (claims)" if layer == rec.get("primary_layer") else ""), f"`{probe_set}`",
+                                 + (" (claims)" if layer == rec.get("primary_layer") else ""), f"`{image_set}`",
                                  reducer.upper(), *(mean_std(pairs.get(p) or [], 3) for p in CLASS_PAIRS),
                                  fmt(len(r.get("launches") or [])),
                                  ", ".join(fmt(c) for c in r.get("apart_class") or []) or "–"])
     if not rows:
         return None
-    return Table(["net / loss", "layer", "probe set", "2-D embedding", *(f"pair {p}" for p in CLASS_PAIRS),
+    return Table(["net / loss", "layer", "image set", "2-D embedding", *(f"pair {p}" for p in CLASS_PAIRS),
                   "launches", "class apart, per launch"], rows)
 
 
@@ -214,52 +214,48 @@ def _per_class(scores: dict | None) -> str:
     return " / ".join(fmt(scores[c], 3) for c in sorted(scores, key=str))
 
 
-def latent_section(inputs: Inputs, params: dict) -> list[Section]:
-    probe_record = inputs.read(results.image_sets) or {}
-    probes = probe_record.get("image_sets") or {}
-    records = inputs.read(results.latent_records)
-    if not records and not probes:
-        raise MissingInput(f"no metrics under `{paths.LATENT_METRICS}/`")
-    out = []
-    if probes:
-        s = Section("A4. Probe sets", level=3)
-        rows = []
-        # In the order params.yaml lists the probe sets, then any others (from an earlier run).
-        wanted = list((params.get("latent") or {}).get("probe_sets") or [])
-        order = sorted(probes, key=lambda v: (wanted.index(v) if v in wanted else len(wanted), v))
-        for name, p in ((v, probes[v]) for v in order):
-            varied = [f for f, per_class in (p.get("factor_ranges") or {}).items()
-                      if any(lo != hi for lo, hi in per_class.values())]
-            rows.append([f"`{name}`", fmt(p.get("images")), ", ".join(varied) or "none"])
-        md5 = lock_hashes(inputs.root).get(paths.IMAGE_SETS, "–")
-        s.add(Text(f"Single-rectangle images per probe set; the factors that vary within a class, the rest fixed "
-                   f"(`{paths.IMAGE_SETS_RECORD}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
-                   f"{fmt(probe_record.get('contained'))}; `{paths.IMAGE_SETS}` has md5 `{md5}` in dvc.lock."),
-              Table(["probe set", "images", "factors that vary"], rows))
-        out.append(s)
-    if not records:
-        out.append(Section("A4. Latent space analysis", [Note("Not available yet: no net has been analysed "
-                                                               "(`metrics/latent/<net>-<loss>.json`).")], 3))
-        return out
+def image_sets_section(probe_record: dict, params: dict, root) -> Section:
+    """The single-rectangle image sets the latent analysis encodes (params.yaml keeps their former key,
+    `latent.probe_sets`)."""
+    image_sets = probe_record.get("image_sets") or {}
+    # In the order params.yaml lists the image sets, then any others (from an earlier run).
+    wanted = list((params.get("latent") or {}).get("probe_sets") or [])
+    order = sorted(image_sets, key=lambda v: (wanted.index(v) if v in wanted else len(wanted), v))
+    rows = []
+    for name in order:
+        record = image_sets[name]
+        varied = [f for f, per_class in (record.get("factor_ranges") or {}).items()
+                  if any(lo != hi for lo, hi in per_class.values())]
+        rows.append([f"`{name}`", fmt(record.get("images")), ", ".join(varied) or "none"])
+    md5 = lock_hashes(root).get(paths.IMAGE_SETS, "–")
+    return Section("A4. Image sets", [
+        Text(f"Single-rectangle images per image set; the factors that vary within a class, the rest fixed "
+             f"(`{paths.IMAGE_SETS_RECORD}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
+             f"{fmt(probe_record.get('contained'))}; `{paths.IMAGE_SETS}` has md5 `{md5}` in dvc.lock."),
+        Table(["image set", "images", "factors that vary"], rows)], 3)
 
+
+def separability_section(records: dict[str, dict]) -> Section:
     s = Section("A4. Separability of the classes in 2-D", level=3)
     table = separability_table(records)
     if table is None:
         s.add(Note("No pairwise separability in `metrics/latent/` (an analysis from before it was measured)."))
-    else:
-        method = next((r.get("separability_method") for r in records.values() if r.get("separability_method")), None)
-        s.add(Text("Held-out accuracy of a kNN classifier for each pair of classes in the 2-D embedding of the codes, "
-                   "mean ± std over the analysed launches: the measure the Study A claims are checked with (their own "
-                   "thresholds are in Appendix C); the last column is the analysis's summary of each launch. "
-                   + (f"Method: {method}" if isinstance(method, str) else "")), table)
-    out.append(s)
+        return s
+    method = next((r.get("separability_method") for r in records.values() if r.get("separability_method")), None)
+    s.add(Text("Held-out accuracy of a kNN classifier for each pair of classes in the 2-D embedding of the codes, "
+               "mean ± std over the analysed launches: the measure the Study A claims are checked with (their own "
+               "thresholds are in Appendix C); the last column is the analysis's summary of each launch. "
+               + (f"Method: {method}" if isinstance(method, str) else "")), table)
+    return s
 
+
+def compactness_section(records: dict[str, dict]) -> Section:
     s = Section("A4. Compactness of the latent codes", level=3)
-    s.add(Text("Per net, bottleneck layer and probe set: the one-vs-rest linear probe's F1 per class (classes "
+    s.add(Text("Per net, bottleneck layer and image set: the one-vs-rest linear probe's F1 per class (classes "
                "1 / 2 / 3) on the set it was fitted on and on the held-out share, silhouette score and the ratio "
                "of mean within-class to between-class distance, for the raw codes and for the smallest dimension "
                "of each reducer's sweep (`metrics/latent/<net>-<loss>.json`)."))
-    for name, rec in records.items():
+    for rec in records.values():
         rows = []
         for layer, entry in rec["layers"].items():
             for variant, res in entry["probe_sets"].items():
@@ -273,33 +269,36 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
                     rows.append([f"`{layer}`", f"`{variant}`", f"{label} {dim}", _per_class(r.get("f1_fit")),
                                  _per_class(r.get("f1_heldout")), fmt(r.get("silhouette"), 3),
                                  fmt(r.get("within_between_ratio"), 3)])
-        s.add(Table(["layer", "probe set", "features", "F1 fit (1 / 2 / 3)", "F1 held-out (1 / 2 / 3)",
+        s.add(Table(["layer", "image set", "features", "F1 fit (1 / 2 / 3)", "F1 held-out (1 / 2 / 3)",
                      "silhouette", "within / between"], rows, f"{rec.get('net')} / {rec.get('loss')}"))
-    out.append(s)
+    return s
 
+
+def continuity_section(records: dict[str, dict]) -> Section:
     s = Section("A4. Continuity", level=3)
     s.add(Text("Spearman rank correlation between the geodesic distance on the kNN graph of the codes and the "
                "distance in generator parameters, on a sample of the `all` set; within each class as well, since "
                "compact classes leave the graph in pieces."))
     rows = []
-    for name, rec in records.items():
+    for rec in records.values():
         for layer, entry in rec["layers"].items():
             c = entry.get("continuity")
-            if not c:
-                continue
-            rows.append([f"{rec.get('net')} / {rec.get('loss')}", f"`{layer}`", fmt(c.get("spearman"), 3),
-                         fmt(c.get("spearman_within_class_mean"), 3), _per_class(c.get("spearman_within_class")),
-                         fmt(c.get("connected_fraction"), 3), fmt(c.get("components")), fmt(c.get("n")),
-                         fmt(c.get("k"))])
+            if c:
+                rows.append([f"{rec.get('net')} / {rec.get('loss')}", f"`{layer}`", fmt(c.get("spearman"), 3),
+                             fmt(c.get("spearman_within_class_mean"), 3), _per_class(c.get("spearman_within_class")),
+                             fmt(c.get("connected_fraction"), 3), fmt(c.get("components")), fmt(c.get("n")),
+                             fmt(c.get("k"))])
     if rows:
         s.add(Table(["net / loss", "layer", "Spearman", "within class, mean", "within class 1 / 2 / 3",
                      "connected pairs", "graph components", "images", "k"], rows))
     else:
-        s.add(Note("No continuity result: the `all` probe set was not analysed."))
-    out.append(s)
+        s.add(Note("No continuity result: the `all` image set was not analysed."))
+    return s
 
+
+def latent_figures_sections(inputs: Inputs, records: dict[str, dict]) -> list[Section]:
+    out = []
     for name, rec in records.items():
-        s = Section(f"A4. Figures: {rec.get('net')} / {rec.get('loss')}", level=4)
         folder = paths.latent_figures(name)
         figures = [inputs.figure(f"{folder}/f1-fit.png", "Linear-probe F1 on the fitted set vs dimension."),
                    inputs.figure(f"{folder}/f1-heldout.png", "Linear-probe F1 on the held-out share vs dimension.")]
@@ -307,9 +306,21 @@ def latent_section(inputs: Inputs, params: dict) -> list[Section]:
                     for layer in rec["layers"]]
         if any(e.get("continuity") for e in rec["layers"].values()):
             figures.append(inputs.figure(f"{folder}/continuity.png", "Geodesic code distance vs parameter distance."))
-        s.add(Gallery(figures))
-        out.append(s)
+        out.append(Section(f"A4. Figures: {rec.get('net')} / {rec.get('loss')}", [Gallery(figures)], 4))
     return out
+
+
+def latent_section(inputs: Inputs, params: dict) -> list[Section]:
+    probe_record = inputs.read(results.image_sets) or {}
+    records = inputs.read(results.latent_records)
+    if not records and not probe_record.get("image_sets"):
+        raise MissingInput(f"no metrics under `{paths.LATENT_METRICS}/`")
+    out = [image_sets_section(probe_record, params, inputs.root)] if probe_record.get("image_sets") else []
+    if not records:
+        return out + [Section("A4. Latent space analysis", [Note("Not available yet: no net has been analysed "
+                                                                 "(`metrics/latent/<net>-<loss>.json`).")], 3)]
+    return (out + [separability_section(records), compactness_section(records), continuity_section(records)]
+            + latent_figures_sections(inputs, records))
 
 
 def study_a(inputs: Inputs, params: dict) -> list[Section]:

@@ -180,7 +180,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "–" if v is None or (isinstance(v, float) and v != v) else f"{v:.{digits}f}"
 
 
-def document(frame: pd.DataFrame, config: SweepConfig, record: dict, figures: dict[str, Path]) -> list[Section]:
+def _intro(config: SweepConfig, record: dict) -> Section:
     channel, box = int(CHANNEL_OVERLAP_DELTA), int(BOX_OVERLAP_DELTA)
     intro = Section("The sweep").add(Text(
         f"Study A once per colour half-range delta in {list(config.deltas)}, each a DVC experiment "
@@ -204,14 +204,12 @@ def document(frame: pd.DataFrame, config: SweepConfig, record: dict, figures: di
                        f"({len(runs)} run{'s' if len(runs) > 1 else ''} of `make sweep`, the last started "
                        f"{runs[-1]['started']}).")
                   )
-    if frame.empty:
-        return [intro.add(Note("No finished experiment of this sweep on the current commit: run `make sweep`."))]
-    missing = [d for d in config.deltas if d not in set(frame["delta"])]
-    if missing:
-        intro.add(Note(f"No finished experiment for delta {missing}: `dvc queue status` and `dvc queue logs "
-                       f"{config.experiment(missing[0])}` say why; `make sweep` runs them again."))
-    models = models_of(frame)
-    iou = Section("Test mean IoU against delta").add(Figure(figures["iou"], (
+    return intro
+
+
+def _iou_section(frame: pd.DataFrame, models: list[str], figure: Path) -> Section:
+    box = int(BOX_OVERLAP_DELTA)
+    iou = Section("Test mean IoU against delta").add(Figure(figure, (
         "Test mean IoU (background and the three rectangle classes) of the colour baseline (nearest class-centre "
         "colour) and of every net; a band spans the net's launches when it has several.")))
     iou.add(Table(["delta", "colour baseline", *models, "stage seconds"],
@@ -224,10 +222,14 @@ def document(frame: pd.DataFrame, config: SweepConfig, record: dict, figures: di
         iou.add(Text(f"Test mean IoU at delta {b0['delta']} (the widest run with disjoint colour boxes) and at "
                      f"delta {b1['delta']}: colour baseline {_fmt(b0['baseline'])} and {_fmt(b1['baseline'])}; "
                      + "; ".join(f"{m} {_fmt(b0[m])} and {_fmt(b1[m])}" for m in models) + "."))
+    return iou
+
+
+def _separability_section(frame: pd.DataFrame, models: list[str], config: SweepConfig, figure: Path) -> Section:
     sep = Section("Latent separability against delta")
     has_separability = any(frame[f"{m} separability {p}"].notna().any() for m in models for p in config.probe_sets)
     if has_separability:
-        sep.add(Figure(figures["separability"], (
+        sep.add(Figure(figure, (
             f"Held-out accuracy of a kNN classifier on each pair of rectangle classes in the {config.reducer} 2-D "
             f"embedding of each net's primary layer (NN1 pool3, the U-Nets' bottleneck), mean over the three "
             f"pairs; probe sets {', '.join(config.probe_sets)}.")))
@@ -239,12 +241,25 @@ def document(frame: pd.DataFrame, config: SweepConfig, record: dict, figures: di
     else:
         sep.add(Note("The experiments' latent metrics carry no separability figures (metrics/latent/*.json): "
                      "latent_analysis was not among the sweep's targets, or wrote none."))
+    return sep
+
+
+def document(frame: pd.DataFrame, config: SweepConfig, record: dict, figures: dict[str, Path]) -> list[Section]:
+    intro = _intro(config, record)
+    if frame.empty:
+        return [intro.add(Note("No finished experiment of this sweep on the current commit: run `make sweep`."))]
+    missing = [d for d in config.deltas if d not in set(frame["delta"])]
+    if missing:
+        intro.add(Note(f"No finished experiment for delta {missing}: `dvc queue status` and `dvc queue logs "
+                       f"{config.experiment(missing[0])}` say why; `make sweep` runs them again."))
+    models = models_of(frame)
     exps = Section("Experiments").add(Text(
         "Compare any two: `dvc exp show --only-changed`, `dvc exp diff " + config.experiment(config.deltas[0])
         + " " + config.experiment(config.deltas[-1]) + "`; bring one into the workspace: `dvc exp apply <name>`."),
         Table(["delta", "experiment", "its commit", "run from commit"],
               [[str(r["delta"]), f"`{r['experiment']}`", r["rev"], r["from commit"]] for _, r in frame.iterrows()]))
-    return [intro, iou, sep, exps]
+    return [intro, _iou_section(frame, models, figures["iou"]),
+            _separability_section(frame, models, config, figures["separability"]), exps]
 
 
 def write_sweep_report(config: SweepConfig, out: Path, invocation: dict | None = None,

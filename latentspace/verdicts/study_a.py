@@ -88,7 +88,7 @@ def _figure_check(ctx: Context, claim: dict, net: str, loss: str, figure: dict, 
     found = results.pair_separability(rec, claim["probe_set"], claim["reducer"])
     if found is None:
         return not_run(claim, cid, f"rerun `latent_analysis@{net}-{loss}`: no {claim['reducer']} separability on "
-                                   f"probe set `{claim['probe_set']}`", expected(figure), statement, kind)
+                                   f"image set `{claim['probe_set']}`", expected(figure), statement, kind)
     per_launch = [{p: found["pairs"][p][i] for p in CLASS_PAIRS} for i in range(len(found["launches"]))]
     passes = [shape_holds(pairs, figure, ctx.rules) for pairs in per_launch]
     r = ctx.rules

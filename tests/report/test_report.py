@@ -131,6 +131,7 @@ def project(tmp_path) -> Path:
     root.mkdir()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["study_b"]["hidden_sizes"] = SIZES
+    params["study_b"]["repeat_sizes"] = [h for h in params["study_b"]["repeat_sizes"] if h in SIZES]
     params["segmentation"]["losses"] = ["wce", "dice"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     fake_all(root)
