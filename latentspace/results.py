@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from latentspace import paths
+from latentspace.core.errors import UserError
+from latentspace.core.io import read_yaml
 from latentspace.constants import CIFAR10_CLASSES, CLASS_PAIRS, STUDY_C_CELLS, STUDY_C_REGIMES
 
 
@@ -54,6 +56,15 @@ def stage_times(root: str | Path) -> dict[str, dict]:
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
             times[str(rec.get("stage") or stem)] = {**rec, "seconds": float(seconds)}
     return times
+
+
+def dvc_lock(root: str | Path) -> dict:
+    """dvc.lock as a mapping ({} when it is missing or not valid YAML: before the first run)."""
+    try:
+        lock = read_yaml(Path(root) / "dvc.lock")
+    except UserError:
+        return {}
+    return lock if isinstance(lock, dict) else {}
 
 
 def stopping(run: dict | None) -> dict:

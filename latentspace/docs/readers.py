@@ -11,7 +11,6 @@ from latentspace.core.io import read_yaml
 from latentspace.docs.format import table
 
 COSTS_FILE = "docs/costs.yaml"
-LOCK_FILE = "dvc.lock"
 REFERENCES_FILE = "references.yaml"
 
 # Which study a stage belongs to, by its name before '@' (the cost box and the stage times group by it).
@@ -37,7 +36,7 @@ def costs(root: Path) -> dict:
 
 def lock_stages(root: Path) -> set[str]:
     """The stage instances dvc.lock records (`study_c@fc-none`, ...): those of the committed run."""
-    return set((_yaml(root, LOCK_FILE).get("stages") or {}))
+    return set((results.dvc_lock(root).get("stages") or {}))
 
 
 def study_of(stage: str) -> str:

@@ -15,7 +15,7 @@ import yaml
 
 from latentspace import paths, results
 from latentspace.core.params import PARAMS_FILE, SCHEMA
-from latentspace.report.common import Inputs, MissingInput, flatten, fmt, guarded, lock_hashes, pp, read_lock
+from latentspace.report.common import Inputs, MissingInput, flatten, fmt, guarded, lock_hashes, pp
 from latentspace.report.document import Note, Section, Table, Text
 
 TIMING_DIR = paths.TIMING_DIR
@@ -74,7 +74,7 @@ REPORT_STAGE = "report"
 def recorded_params(root: Path) -> dict[str, dict[str, Any]] | None:
     """{stage: {dotted parameter: value}} as DVC recorded them in dvc.lock when each stage last ran (the report
     stage's own entry left out: it is rewritten after this report); None without a readable dvc.lock."""
-    lock = read_lock(root)
+    lock = results.dvc_lock(root)
     if not lock:
         return None
     out = {}

@@ -13,8 +13,6 @@ from typing import Any, Callable
 import yaml
 
 from latentspace import results, stats
-from latentspace.core.errors import UserError
-from latentspace.core.io import read_yaml
 from latentspace.report.document import Figure, Note, Section, Table
 
 
@@ -129,19 +127,10 @@ def convergence_table(families: list[tuple[str, list[dict]]], caption: str = "")
                   *(["cannot tell (older record)"] if unknown else [])], rows, caption)
 
 
-def read_lock(root: Path) -> dict:
-    """dvc.lock as a mapping ({} when it is missing or not valid YAML: a report before the first run)."""
-    try:
-        lock = read_yaml(Path(root) / "dvc.lock")
-    except UserError:
-        return {}
-    return lock if isinstance(lock, dict) else {}
-
-
 def lock_hashes(root: Path) -> dict[str, str]:
     """Output path -> the md5 DVC recorded for it in dvc.lock (a folder's ends in `.dir`)."""
     hashes = {}
-    for stage in (read_lock(root).get("stages") or {}).values():
+    for stage in (results.dvc_lock(root).get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if isinstance(out, dict) and "path" in out and out.get("md5"):
                 hashes[Path(out["path"]).as_posix()] = str(out["md5"])
