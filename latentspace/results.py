@@ -174,12 +174,12 @@ def latent_records(root: str | Path, notes: list[str] | None = None) -> dict[str
     return by_name(root, paths.latent_record("*"), notes)
 
 
-def pair_separability(rec: dict, probe_set: str, reducer: str) -> dict | None:
+def pair_separability(rec: dict, image_set: str, reducer: str) -> dict | None:
     """{"layer", "pairs": {"1-2": [accuracy per launch], ...}, "launches": [launch numbers]} of the claims'
     layer, or None without separability."""
     sep = rec.get("separability") or {}
     layer = rec.get("primary_layer") or next(iter(sep), None)
-    block = ((sep.get(layer) or {}).get(probe_set) or {}).get(reducer) or {}
+    block = ((sep.get(layer) or {}).get(image_set) or {}).get(reducer) or {}
     pairs = block.get("pairs")
     if not pairs or any(p not in pairs for p in CLASS_PAIRS):
         return None

@@ -107,7 +107,7 @@ def baseline(root: Path, mean_iou: float) -> None:
     put_png(root, "reports/segmentation/baseline-predictions.png")
 
 
-def latent(root: Path, name: str, pairs: dict[str, list[float]], layer: str = "pool3", probe_set: str = "all",
+def latent(root: Path, name: str, pairs: dict[str, list[float]], layer: str = "pool3", image_set: str = "all",
            reducer: str = "umap") -> None:
     """metrics/latent/<name>.json with the contract's separability block (and a minimal compactness block)."""
     net, loss = name.split("-")
@@ -115,10 +115,10 @@ def latent(root: Path, name: str, pairs: dict[str, list[float]], layer: str = "p
     comp = {"f1_fit": {"1": 0.9, "2": 0.8, "3": 0.7}, "f1_heldout": {"1": 0.85, "2": 0.75, "3": 0.65},
             "silhouette": 0.4, "within_between_ratio": 0.6}
     put_json(root, f"metrics/latent/{name}.json", {
-        "net": net, "loss": loss, "probe_sets": [probe_set], "dims": [2], "reducers": [reducer],
+        "net": net, "loss": loss, "image_sets": [image_set], "dims": [2], "reducers": [reducer],
         "primary_layer": layer,
-        "layers": {layer: {"code_dim": 2048, "probe_sets": {probe_set: {"raw": comp, reducer: {"2": comp}}}}},
-        "separability": {layer: {probe_set: {reducer: {"pairs": pairs, "launches": launches}}}},
+        "layers": {layer: {"code_dim": 2048, "image_sets": {image_set: {"raw": comp, reducer: {"2": comp}}}}},
+        "separability": {layer: {image_set: {reducer: {"pairs": pairs, "launches": launches}}}},
         "separability_method": "kNN per pair of classes in the 2-D embedding"})
     put_png(root, f"reports/latent/{name}/scatter-{layer}.png")
 

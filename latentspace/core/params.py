@@ -313,6 +313,17 @@ def _cross_checks(data: dict) -> None:
             raise ParamError(f"{PARAMS_FILE}: parameter '{name}' = {_fmt(value)} is not allowed; expected {allowed}")
 
 
+def lookup(params: dict, dotted: str, default: Any = None) -> Any:
+    """The value of a dotted parameter name ("study_c.architectures.conv.batch_size") in a params mapping, or
+    `default` where some part of the name is missing."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> dict:
     """Load `params.yaml` and validate all of it, with the rules between parameters: one line naming the
     first bad parameter, its value and what is allowed."""

@@ -37,7 +37,7 @@ def study_a(root: Path, refs: dict, rules: dict):
     if not nets:
         return _placeholder("Study A", f"Study A has not run yet: no {paths.segmentation_record('<net>-<loss>')}")
     claim = _claim(refs, "a-latent-figures")
-    probe_set, reducer = claim.get("probe_set", "all"), claim.get("reducer", "umap")
+    image_set, reducer = claim.get("image_set", "all"), claim.get("reducer", "umap")
     fig, (ax_iou, ax_sep) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     names = list(nets)
     iou = [[l.get("mean_iou") for l in results.launches(r)] for r in nets.values()]
@@ -54,7 +54,7 @@ def study_a(root: Path, refs: dict, rules: dict):
     sep = {}
     for k in names:
         net, loss = k.split("-", 1)
-        found = results.pair_separability(results.latent(root, net, loss) or {}, probe_set, reducer)
+        found = results.pair_separability(results.latent(root, net, loss) or {}, image_set, reducer)
         if found:
             sep[k] = found["pairs"]
     if sep:
@@ -75,7 +75,7 @@ def study_a(root: Path, refs: dict, rules: dict):
     else:
         ax_sep.axis("off")
         ax_sep.text(0.5, 0.5, f"no pairwise separability in {paths.LATENT_METRICS}/ yet", ha="center", fontsize=9)
-    ax_sep.set_title(f"Separability of the classes, 2-D {reducer.upper()} of image set `{probe_set}`", fontsize=10)
+    ax_sep.set_title(f"Separability of the classes, 2-D {reducer.upper()} of image set `{image_set}`", fontsize=10)
     fig.suptitle("Study A: segmentation quality and the latent clusters", fontsize=11)
     return fig
 

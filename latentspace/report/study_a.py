@@ -214,10 +214,10 @@ def _per_class(scores: dict | None) -> str:
     return " / ".join(fmt(scores[c], 3) for c in sorted(scores, key=str))
 
 
-def image_sets_section(probe_record: dict, params: dict, root) -> Section:
+def image_sets_section(sets_record: dict, params: dict, root) -> Section:
     """The single-rectangle image sets the latent analysis encodes (params.yaml keeps their former key,
     `latent.probe_sets`)."""
-    image_sets = probe_record.get("image_sets") or {}
+    image_sets = sets_record.get("image_sets") or {}
     # In the order params.yaml lists the image sets, then any others (from an earlier run).
     wanted = list((params.get("latent") or {}).get("probe_sets") or [])
     order = sorted(image_sets, key=lambda v: (wanted.index(v) if v in wanted else len(wanted), v))
@@ -230,8 +230,8 @@ def image_sets_section(probe_record: dict, params: dict, root) -> Section:
     md5 = lock_hashes(root).get(paths.IMAGE_SETS, "–")
     return Section("A4. Image sets", [
         Text(f"Single-rectangle images per image set; the factors that vary within a class, the rest fixed "
-             f"(`{paths.IMAGE_SETS_RECORD}`). Drawn with delta {fmt(probe_record.get('delta'))}, full containment "
-             f"{fmt(probe_record.get('contained'))}; `{paths.IMAGE_SETS}` has md5 `{md5}` in dvc.lock."),
+             f"(`{paths.IMAGE_SETS_RECORD}`). Drawn with delta {fmt(sets_record.get('delta'))}, full containment "
+             f"{fmt(sets_record.get('contained'))}; `{paths.IMAGE_SETS}` has md5 `{md5}` in dvc.lock."),
         Table(["image set", "images", "factors that vary"], rows)], 3)
 
 
@@ -258,7 +258,7 @@ def compactness_section(records: dict[str, dict]) -> Section:
     for rec in records.values():
         rows = []
         for layer, entry in rec["layers"].items():
-            for variant, res in entry["probe_sets"].items():
+            for variant, res in entry["image_sets"].items():
                 shown = [("raw", str(entry.get("code_dim")), res.get("raw"))]
                 for reducer in rec.get("reducers") or [r for r in res if r != "raw"]:
                     small = _smallest(res.get(reducer))
@@ -311,11 +311,11 @@ def latent_figures_sections(inputs: Inputs, records: dict[str, dict]) -> list[Se
 
 
 def latent_section(inputs: Inputs, params: dict) -> list[Section]:
-    probe_record = inputs.read(results.image_sets) or {}
+    sets_record = inputs.read(results.image_sets) or {}
     records = inputs.read(results.latent_records)
-    if not records and not probe_record.get("image_sets"):
+    if not records and not sets_record.get("image_sets"):
         raise MissingInput(f"no metrics under `{paths.LATENT_METRICS}/`")
-    out = [image_sets_section(probe_record, params, inputs.root)] if probe_record.get("image_sets") else []
+    out = [image_sets_section(sets_record, params, inputs.root)] if sets_record.get("image_sets") else []
     if not records:
         return out + [Section("A4. Latent space analysis", [Note("Not available yet: no net has been analysed "
                                                                  "(`metrics/latent/<net>-<loss>.json`).")], 3)]

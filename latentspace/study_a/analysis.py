@@ -94,8 +94,8 @@ def _launch(net_name, launch, paths, sets, p, run, acc) -> None:
                 continue      # later launches: the claim metrics of the code the claims are about
             start = time.perf_counter()
             if launch == 1:
-                entry = acc["layers"].setdefault(layer, {"code_dim": int(layer_codes.shape[1]), "probe_sets": {}})
-                entry["probe_sets"][variant], flat = latent.dimension_sweep(
+                entry = acc["layers"].setdefault(layer, {"code_dim": int(layer_codes.shape[1]), "image_sets": {}})
+                entry["image_sets"][variant], flat = latent.dimension_sweep(
                     layer_codes, labels, dims=p["dims"], reducers=p["reducers"],
                     holdout_fraction=p["holdout_fraction"], alpha=p["probe_alpha"],
                     metric_sample=p["metric_sample"], umap_dims=p["umap_dims"], **umap_kw)
@@ -133,7 +133,7 @@ def analyse_pair(net_name: str, loss: str, p: dict, run: dict) -> dict:
             results, launches, p["apart_margin"])
     record = {
         "net": net_name, "loss": loss, "primary_layer": PRIMARY_LAYER[net_name],
-        "probe_sets": list(sets), "images_per_set": {v: len(d["labels"]) for v, d in sets.items()},
+        "image_sets": list(sets), "images_per_set": {v: len(d["labels"]) for v, d in sets.items()},
         "dims": p["dims"], "reducers": p["reducers"],
         "classifier": "one-vs-rest ridge classifier per class, balanced class weights, standardised features",
         "sweep_launch": 1, "layers": acc["layers"],

@@ -305,13 +305,13 @@ def f1_figure(results: dict, score: str, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     layers = list(results)
-    sets = list(next(iter(results.values()))["probe_sets"])
+    sets = list(next(iter(results.values()))["image_sets"])
     fig, axes = plt.subplots(len(layers), len(sets), figsize=(3.2 * len(sets), 2.8 * len(layers)),
                              squeeze=False, sharey=True)
     for r, layer in enumerate(layers):
         raw_dim = results[layer]["code_dim"]
         for c, variant in enumerate(sets):
-            ax, m = axes[r][c], results[layer]["probe_sets"][variant]
+            ax, m = axes[r][c], results[layer]["image_sets"][variant]
             dims = []
             for reducer, style in (("pca", "-"), ("umap", "--")):
                 if reducer not in m:

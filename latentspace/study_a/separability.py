@@ -29,7 +29,7 @@ def pair_key(a: int, b: int) -> str:
 def describe(k: int, holdout_fraction: float, margin: float) -> str:
     """The method, in words, for the metrics file."""
     return (f"per pair of classes, held-out accuracy of a {k}-nearest-neighbour classifier (Euclidean) in the 2-D "
-            f"embedding of that probe set, on a stratified {holdout_fraction:.0%} of the pair's points (the rest "
+            f"embedding of that image set, on a stratified {holdout_fraction:.0%} of the pair's points (the rest "
             f"fit it); the embedding is fitted on all the set's codes without labels. apart_class: the class "
             f"whose two pairs both beat the third pair by at least {margin}, else null")
 
@@ -64,7 +64,7 @@ def apart_class(pairs: dict[str, float], margin: float) -> int | None:
 
 
 def collect(results: list[dict[str, float]], launches: list[int], margin: float) -> dict:
-    """The metrics-file record of one (layer, probe set, reducer): accuracies per pair as lists over the
+    """The metrics-file record of one (layer, image set, reducer): accuracies per pair as lists over the
     analysed launches, the launches, and the apart class of each launch."""
     return {"pairs": {pair_key(a, b): [r[pair_key(a, b)] for r in results] for a, b in PAIRS},
             "launches": list(launches),

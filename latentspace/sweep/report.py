@@ -43,10 +43,10 @@ def stage_seconds(rev: str, baseline: str) -> float | None:
     return round(sum(seconds), 1) if seconds else None
 
 
-def _separability(record: dict | None, reducer: str, probe_set: str) -> float | None:
+def _separability(record: dict | None, reducer: str, image_set: str) -> float | None:
     """Mean over class pairs and analysed launches of the held-out kNN accuracy in the 2-D embedding of the
     net's primary layer."""
-    found = results.pair_separability(record or {}, probe_set, reducer)
+    found = results.pair_separability(record or {}, image_set, reducer)
     if not found:
         return None
     values = [v for pair_values in found["pairs"].values() for v in pair_values]
@@ -55,7 +55,7 @@ def _separability(record: dict | None, reducer: str, probe_set: str) -> float | 
 
 def collect(config: SweepConfig, exps: list[dict] | None = None) -> pd.DataFrame:
     """One row per delta that has a finished experiment of this sweep: test mean IoU of the colour baseline and
-    every net, separability per net and probe set, and the seconds its stages took."""
+    every net, separability per net and image set, and the seconds its stages took."""
     exps = experiments() if exps is None else exps
     rows = []
     for delta in config.deltas:
@@ -72,8 +72,8 @@ def collect(config: SweepConfig, exps: list[dict] | None = None) -> pd.DataFrame
                 row[model], row[f"{model} min"], row[f"{model} max"] = results.mean_iou_range(
                     git_json(exp["rev"], paths.segmentation_record(model)))
                 latent = git_json(exp["rev"], paths.latent_record(model))
-                for probe_set in config.probe_sets:
-                    row[f"{model} separability {probe_set}"] = _separability(latent, config.reducer, probe_set)
+                for image_set in config.image_sets:
+                    row[f"{model} separability {image_set}"] = _separability(latent, config.reducer, image_set)
         row["stage seconds"] = stage_seconds(exp["rev"], exp["baseline"]) if exp.get("baseline") else None
         rows.append(row)
     return pd.DataFrame(rows)
@@ -126,14 +126,14 @@ def separability_figure(frame: pd.DataFrame, config: SweepConfig):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    sets = config.probe_sets
+    sets = config.image_sets
     fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.8), sharey=True, squeeze=False)
-    for ax, probe_set in zip(axes[0], sets):
+    for ax, image_set in zip(axes[0], sets):
         _shade_overlap(ax)
         for model in models_of(frame):
-            ax.plot(frame["delta"], frame[f"{model} separability {probe_set}"], "-o", ms=4, label=model)
+            ax.plot(frame["delta"], frame[f"{model} separability {image_set}"], "-o", ms=4, label=model)
         ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
-        ax.set(title=f"probe set '{probe_set}'", xlabel="delta", xlim=(-3, 130))
+        ax.set(title=f"image set '{image_set}'", xlabel="delta", xlim=(-3, 130))
         _delta_ticks(ax, frame["delta"])
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3)
@@ -227,17 +227,17 @@ def _iou_section(frame: pd.DataFrame, models: list[str], figure: Path) -> Sectio
 
 def _separability_section(frame: pd.DataFrame, models: list[str], config: SweepConfig, figure: Path) -> Section:
     sep = Section("Latent separability against delta")
-    has_separability = any(frame[f"{m} separability {p}"].notna().any() for m in models for p in config.probe_sets)
+    has_separability = any(frame[f"{m} separability {p}"].notna().any() for m in models for p in config.image_sets)
     if has_separability:
         sep.add(Figure(figure, (
             f"Held-out accuracy of a kNN classifier on each pair of rectangle classes in the {config.reducer} 2-D "
             f"embedding of each net's primary layer (NN1 pool3, the U-Nets' bottleneck), mean over the three "
-            f"pairs; probe sets {', '.join(config.probe_sets)}.")))
-        columns = [f"{m} {p}" for m in models for p in config.probe_sets]
+            f"pairs; image sets {', '.join(config.image_sets)}.")))
+        columns = [f"{m} {p}" for m in models for p in config.image_sets]
         sep.add(Table(["delta", *columns],
                       [[str(r["delta"]), *[_fmt(r[f"{m} separability {p}"]) for m in models
-                                           for p in config.probe_sets]] for _, r in frame.iterrows()],
-                      "Pairwise kNN accuracy per net and probe set"))
+                                           for p in config.image_sets]] for _, r in frame.iterrows()],
+                      "Pairwise kNN accuracy per net and image set"))
     else:
         sep.add(Note("The experiments' latent metrics carry no separability figures (metrics/latent/*.json): "
                      "latent_analysis was not among the sweep's targets, or wrote none."))
@@ -279,7 +279,7 @@ def write_sweep_report(config: SweepConfig, out: Path, invocation: dict | None =
     if not frame.empty:
         save_figure(figures["iou"], iou_figure(frame))
         if any(c.endswith(f" separability {p}") and frame[c].notna().any() for c in frame.columns
-               for p in config.probe_sets):
+               for p in config.image_sets):
             save_figure(figures["separability"], separability_figure(frame, config))
         with atomic_path(folder / "results.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from latentspace.core.errors import UserError
-from latentspace.core.params import SCHEMA
+from latentspace.core.params import SCHEMA, lookup
 
 CONFIG_FILE = "sweep.yaml"
 CONFIG_KEYS = ("deltas", "name", "jobs", "targets", "if_cached", "overrides", "separability")
@@ -42,7 +42,7 @@ class SweepConfig:
     if_cached: tuple[str, ...]
     overrides: dict[str, Any]
     reducer: str
-    probe_sets: tuple[str, ...]
+    image_sets: tuple[str, ...]
 
     def experiment(self, delta: int) -> str:
         return f"{self.name}-delta-{delta}"
@@ -118,17 +118,17 @@ def load_config(path: str | Path = CONFIG_FILE) -> SweepConfig:
         if not spec.check(value):
             raise UserError(f"{path}: overrides: '{key}' = {value!r} is not allowed; expected {spec.describe()}")
     sep = data["separability"]
-    reducers, probe_sets = SCHEMA["latent"]["reducers"].item, SCHEMA["latent"]["probe_sets"]
-    if not isinstance(sep, dict) or set(sep) != {"reducer", "probe_sets"}:
-        raise UserError(f"{path}: separability must have exactly the keys reducer and probe_sets")
+    reducers, image_sets = SCHEMA["latent"]["reducers"].item, SCHEMA["latent"]["probe_sets"]
+    if not isinstance(sep, dict) or set(sep) != {"reducer", "image_sets"}:
+        raise UserError(f"{path}: separability must have exactly the keys reducer and image_sets")
     if not reducers.check(sep["reducer"]):
         raise UserError(f"{path}: separability.reducer = {sep['reducer']!r} is not allowed; "
                         f"expected {reducers.describe()}")
-    if not probe_sets.check(sep["probe_sets"]):
-        raise UserError(f"{path}: separability.probe_sets = {sep['probe_sets']!r} is not allowed; "
-                        f"expected {probe_sets.describe()}")
+    if not image_sets.check(sep["image_sets"]):
+        raise UserError(f"{path}: separability.image_sets = {sep['image_sets']!r} is not allowed; "
+                        f"expected {image_sets.describe()}")
     return SweepConfig(tuple(deltas), name, jobs, tuple(targets), tuple(if_cached), dict(overrides), sep["reducer"],
-                       tuple(sep["probe_sets"]))
+                       tuple(sep["image_sets"]))
 
 
 # --- DVC ------------------------------------------------------------------------------------------------------
@@ -190,15 +190,6 @@ def experiments(rev: str | None = None) -> list[dict]:
                               "baseline": baseline.get("rev"), "params": params, "metrics": metrics,
                               "state": (exp.get("executor") or {}).get("state")})
     return found
-
-
-def lookup(params: dict, dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def matches(config: SweepConfig, delta: int, exp: dict) -> bool:

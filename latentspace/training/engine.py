@@ -181,6 +181,117 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, los
     return (float(total) / len(x), int(correct) / len(x)) if accuracy else float(total) / len(x)
 
 
+class _Watch:
+    """The monitored value across a run (lower is better: the caller passes sign * metric). `best` is the lowest
+    so far, whose weights are kept; per phase, `reference` is what a real improvement must beat by the relative
+    `min_delta` (it moves only on such an improvement, as in Keras' EarlyStopping) and `waited` counts the epochs
+    since the last one."""
+
+    def __init__(self, min_delta: float):
+        self.min_delta, self.best = min_delta, math.inf
+        self.reference, self.waited = math.inf, 0
+
+    def start_phase(self) -> None:
+        self.reference, self.waited = self.best, 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's value; True when it is the lowest so far."""
+        is_best = value < self.best
+        if is_best:
+            self.best = value
+        ref = self.reference
+        if not math.isfinite(ref) or value < ref - self.min_delta * abs(ref):
+            self.reference, self.waited = value, 0
+        else:
+            self.waited += 1
+        return is_best
+
+
+def _check_fit_args(x_val, patience: int | None, min_delta: float, mode: str, reconstruct: str) -> None:
+    if patience is not None and (x_val is None or patience < 1):
+        raise ValueError("early stopping needs validation data and a patience >= 1")
+    if not 0.0 <= min_delta < 1.0:
+        raise ValueError(f"min_delta={min_delta}; expected a relative improvement in [0, 1)")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
+    if reconstruct not in ("clean", "augmented"):
+        raise ValueError(f"reconstruct={reconstruct!r}; expected 'clean' or 'augmented'")
+
+
+def _phase_optimizer(model: nn.Module, phase: Phase, steps_per_epoch: int):
+    """A phase's fresh optimizer, and its lr schedule over the phase's planned steps (None for a constant lr)."""
+    optimizer = make_optimizer(model.parameters(), phase)
+    scheduler = (torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, phase, phase.epochs * steps_per_epoch))
+        if phase.lr_decay or phase.warmup_steps or phase.anneal else None)
+    return optimizer, scheduler
+
+
+def _train_epoch(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *, loss_fn,
+                 optimizer, scheduler, scaler, batch_size: int, gen: torch.Generator, preprocess: Preprocess,
+                 augment: Augment | None, reconstruct: str, precision: str, bar) -> float:
+    """One pass over the training set in a fresh random order (the hot loop); returns the mean training loss."""
+    model.train()
+    device = x_train.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    for idx in batch_indices(len(x_train), batch_size, shuffle=True, generator=gen, device=device):
+        xb = preprocess(x_train[idx])
+        target = xb if y_train is None else y_train[idx]
+        if augment is not None:
+            clean_target = y_train is None and reconstruct == "clean"
+            xb = augment(xb.clone() if clean_target else xb, gen)
+            if y_train is None and reconstruct == "augmented":
+                target = xb
+        with autocast(device, precision):
+            out = model(xb)
+        loss = loss_fn(out.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach().double() * len(idx)
+        bar.update(1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()   # so the caller's clock measures the epoch, not its queueing
+    return float(loss_sum) / len(x_train)
+
+
+def _validation_record(model: nn.Module, x_val: torch.Tensor | None, y_val: torch.Tensor | None, loss_fn, *,
+                       eval_batch_size: int, preprocess: Preprocess, precision: str, val_accuracy: bool,
+                       epoch_metrics: Callable[[nn.Module], dict] | None) -> dict:
+    """An epoch's validation metrics (loss, accuracy if asked) and those of `epoch_metrics`."""
+    record: dict = {}
+    if x_val is not None:
+        val = evaluate_loss(model, x_val, y_val, loss_fn, batch_size=eval_batch_size,
+                            preprocess=preprocess, precision=precision, accuracy=val_accuracy)
+        if val_accuracy:
+            record["val_loss"], record["val_accuracy"] = val
+        else:
+            record["val_loss"] = val
+    if epoch_metrics is not None:
+        record.update(epoch_metrics(model))
+    return record
+
+
+def _show_epoch(record: dict, *, live, prefix: str, bar, desc: str, total_epochs: int) -> None:
+    """Hand an epoch's record to dvclive and to the progress bar (or, with no terminal, one line on stderr)."""
+    if live is not None:
+        for k, v in record.items():
+            if k != "epoch":
+                live.log_metric(f"{prefix}{k}", v)
+        live.next_step()
+    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_loss")})
+    if bar.disable:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+        print(f"{desc} epoch {record['epoch'] + 1}/{total_epochs}: {shown}", file=sys.stderr, flush=True)
+
+
 def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         phases: list[Phase], batch_size: int,
@@ -208,22 +319,15 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     `mode` whether lower ("min") or higher ("max") is better; a real improvement beats the reference by the
     relative `min_delta` in that direction.
     """
-    if patience is not None and (x_val is None or patience < 1):
-        raise ValueError("early stopping needs validation data and a patience >= 1")
-    if not 0.0 <= min_delta < 1.0:
-        raise ValueError(f"min_delta={min_delta}; expected a relative improvement in [0, 1)")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
+    _check_fit_args(x_val, patience, min_delta, mode, reconstruct)
     sign = 1.0 if mode == "min" else -1.0   # compare sign * value: lower is better either way
-    if reconstruct not in ("clean", "augmented"):
-        raise ValueError(f"reconstruct={reconstruct!r}; expected 'clean' or 'augmented'")
     device = x_train.device
     gen = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     total_epochs = sum(p.epochs for p in phases)
     result = FitResult(max_epochs=total_epochs, monitor=monitor)
-    best = math.inf                          # sign * monitored value of the kept epoch
+    watch = _Watch(min_delta)
     best_state = None
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     bar = tqdm(total=total_epochs * steps_per_epoch, desc=desc, unit="step", file=sys.stderr,
@@ -234,81 +338,34 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor | None, *
     for phase_index, phase in enumerate(phases):
         if phase_index and best_state is not None and patience is not None:
             model.load_state_dict(best_state)
-        # The reference of "a real improvement" in this phase: the best loss so far, moved only by more than
-        # min_delta (Keras' EarlyStopping), while the kept weights follow every new lowest loss.
-        reference, waited, phase_epochs, stopped_by = best, 0, 0, "cap"
-        optimizer = make_optimizer(model.parameters(), phase)
-        scheduler = (torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(lr_factor, phase, phase.epochs * steps_per_epoch))
-            if phase.lr_decay or phase.warmup_steps or phase.anneal else None)
+        watch.start_phase()
+        optimizer, scheduler = _phase_optimizer(model, phase, steps_per_epoch)
+        phase_epochs, stopped_by = 0, "cap"
         for _ in range(phase.epochs):
-            model.train()
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-            for idx in batch_indices(len(x_train), batch_size, shuffle=True, generator=gen, device=device):
-                xb = preprocess(x_train[idx])
-                target = xb if y_train is None else y_train[idx]
-                if augment is not None:
-                    clean_target = y_train is None and reconstruct == "clean"
-                    xb = augment(xb.clone() if clean_target else xb, gen)
-                    if y_train is None and reconstruct == "augmented":
-                        target = xb
-                with autocast(device, precision):
-                    out = model(xb)
-                loss = loss_fn(out.float(), target)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                loss_sum += loss.detach().double() * len(idx)
-                bar.update(1)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            train_loss = _train_epoch(model, x_train, y_train, loss_fn=loss_fn, optimizer=optimizer,
+                                      scheduler=scheduler, scaler=scaler, batch_size=batch_size, gen=gen,
+                                      preprocess=preprocess, augment=augment, reconstruct=reconstruct,
+                                      precision=precision, bar=bar)
             train_seconds += time.perf_counter() - t0
-            record = {"epoch": epoch, "train_loss": float(loss_sum) / len(x_train),
-                      "lr": optimizer.param_groups[0]["lr"]}
-            if x_val is not None:
-                val = evaluate_loss(model, x_val, y_val, loss_fn, batch_size=eval_batch_size,
-                                    preprocess=preprocess, precision=precision, accuracy=val_accuracy)
-                if val_accuracy:
-                    record["val_loss"], record["val_accuracy"] = val
-                else:
-                    record["val_loss"] = val
-            if epoch_metrics is not None:
-                record.update(epoch_metrics(model))
+            record = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
+                      **_validation_record(model, x_val, y_val, loss_fn, eval_batch_size=eval_batch_size,
+                                           preprocess=preprocess, precision=precision, val_accuracy=val_accuracy,
+                                           epoch_metrics=epoch_metrics)}
             if x_val is not None and monitor not in record:
                 raise ValueError(f"monitor={monitor!r} is not among this epoch's metrics {sorted(record)}")
             value = sign * record[monitor] if x_val is not None else record["train_loss"]
-            if x_val is None or value < best:
-                best, result.best_epoch = value, epoch
+            # Without validation data every epoch is the "best": the last weights are kept.
+            if watch.update(value) or x_val is None:
+                result.best_epoch = epoch
                 result.best_val_loss = record.get("val_loss", record["train_loss"])
                 result.best_score = record.get(monitor, math.nan)
                 best_state = _state_copy(model) if x_val is not None else None
-            # Lower is better for `value`; "by min_delta" is relative to the reference's magnitude.
-            real_improvement = not math.isfinite(reference) or value < reference - min_delta * abs(reference)
-            if real_improvement:
-                reference, waited = value, 0
-            else:
-                waited += 1
             result.history.append(record)
-            if live is not None:
-                for k, v in record.items():
-                    if k != "epoch":
-                        live.log_metric(f"{prefix}{k}", v)
-                live.next_step()
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_loss")})
-            if bar.disable:
-                shown = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
-                print(f"{desc} epoch {epoch + 1}/{total_epochs}: {shown}", file=sys.stderr, flush=True)
+            _show_epoch(record, live=live, prefix=prefix, bar=bar, desc=desc, total_epochs=total_epochs)
             epoch += 1
             phase_epochs += 1
-            if patience is not None and waited >= patience:
+            if patience is not None and watch.waited >= patience:
                 stopped_by = "patience"
                 break
         result.phases.append({"epochs_run": phase_epochs, "max_epochs": phase.epochs, "stopped_by": stopped_by})

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from latentspace.core.errors import UserError
 from latentspace.core.io import read_yaml
+from latentspace.core.params import lookup
 from latentspace.verdicts import references, study_a, study_b, study_c
 from latentspace.verdicts.base import KINDS, VERDICTS, Context, not_run
 
@@ -38,22 +39,13 @@ def paper_scale(root: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _get(params: dict, dotted: str) -> Any:
-    node: Any = params
-    for k in dotted.split("."):
-        if not isinstance(node, dict) or k not in node:
-            return KeyError
-        node = node[k]
-    return node
-
-
 def scale(params: dict, overrides: dict) -> dict[str, dict]:
     """Per study: "paper" when every paper-scale override of its sections equals this run's parameter, else
     "reduced" with the overrides that differ."""
     out = {}
     for study, sections in STUDY_SECTIONS.items():
         own = {k: v for k, v in overrides.items() if k.split(".")[0] in sections}
-        differs = sorted(k for k, v in own.items() if _get(params, k) != v)
+        differs = sorted(k for k, v in own.items() if lookup(params, k, default=KeyError) != v)
         out[study] = {"scale": "paper" if own and not differs else "reduced", "differs": differs}
     return out
 

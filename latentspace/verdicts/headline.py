@@ -40,7 +40,7 @@ def study_a(ctx: Context, figures_claim: dict | None) -> dict:
         for name in results.segmentation_records(ctx.root):
             net, loss = name.split("-", 1)
             found = results.pair_separability(results.latent(ctx.root, net, loss) or {},
-                                              figures_claim["probe_set"], figures_claim["reducer"])
+                                              figures_claim["image_set"], figures_claim["reducer"])
             if found:
                 out[f"{name.replace('-', '_')}_min_pair_sep"] = _r(min(np.mean(v) for v in found["pairs"].values()))
     return out

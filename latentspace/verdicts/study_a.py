@@ -85,10 +85,10 @@ def _figure_check(ctx: Context, claim: dict, net: str, loss: str, figure: dict, 
     if rec is None:
         return not_run(claim, cid, f"train and analyse {net} with the {loss} loss (`segmentation.nets`, "
                                    f"`segmentation.losses`)", expected(figure), statement, kind)
-    found = results.pair_separability(rec, claim["probe_set"], claim["reducer"])
+    found = results.pair_separability(rec, claim["image_set"], claim["reducer"])
     if found is None:
         return not_run(claim, cid, f"rerun `latent_analysis@{net}-{loss}`: no {claim['reducer']} separability on "
-                                   f"image set `{claim['probe_set']}`", expected(figure), statement, kind)
+                                   f"image set `{claim['image_set']}`", expected(figure), statement, kind)
     per_launch = [{p: found["pairs"][p][i] for p in CLASS_PAIRS} for i in range(len(found["launches"]))]
     passes = [shape_holds(pairs, figure, ctx.rules) for pairs in per_launch]
     r = ctx.rules
@@ -161,9 +161,9 @@ RULES: dict[str, Callable[[Context, dict], list[dict]]] = {
 }
 CLAIM_KEYS: dict[str, dict] = {
     "a-parameters": {"facts": FACT("study_a_parameters")},
-    "a-latent-figures": {"facts": FACT("study_a_latent_figures"), "loss": LOSS, "probe_set": Text(),
+    "a-latent-figures": {"facts": FACT("study_a_latent_figures"), "loss": LOSS, "image_set": Text(),
                          "reducer": Text()},
-    "a-latent-other-losses": {"facts": FACT("study_a_latent_figures"), "losses": LOSS_LIST, "probe_set": Text(),
+    "a-latent-other-losses": {"facts": FACT("study_a_latent_figures"), "losses": LOSS_LIST, "image_set": Text(),
                               "reducer": Text()},
     "a-wce-balances-area": {"facts": FACT("study_a_wce_weights")},
 }

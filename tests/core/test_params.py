@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from latentspace.core.params import ParamError, load_params
+from latentspace.core.params import ParamError, load_params, lookup
 
 
 @pytest.fixture
@@ -84,3 +84,12 @@ def test_a_bad_value_of_another_study_stops_the_data_stage_in_one_line(tmp_path,
     assert lines[0].startswith("error: ") and f"'{key}'" in lines[0], lines[0]
     assert not (tmp_path / "data").exists() and not (tmp_path / "nowhere").exists()
     assert not (tmp_path / "metrics").exists()
+
+
+def test_lookup_walks_a_dotted_name_and_gives_the_default_where_a_part_is_missing(project_root):
+    params = load_params(project_root / "params.yaml")
+    assert lookup(params, "study_c.architectures.conv.batch_size") == params["study_c"]["architectures"]["conv"]["batch_size"]
+    assert lookup(params, "delta") == params["delta"]
+    assert lookup(params, "study_c.architectures.rnn.batch_size") is None
+    assert lookup(params, "delta.value", default=KeyError) is KeyError   # a value is not a section
+    assert lookup(params, "segmentation.chain") == params["segmentation"]["chain"]

@@ -74,7 +74,7 @@ def fake_datasets(root: Path) -> None:
             "split": "seeded permutation", "split_seed": 0, "seconds": 0.36})
 
 
-def fake_latent_probe_sets(root: Path) -> None:
+def fake_latent_image_sets(root: Path) -> None:
     put_json(root, "metrics/image_sets.json", {
         "image_sets": {variant: {
             "variant": variant, "images": 30, "per_class": {"1": 10, "2": 10, "3": 10},
@@ -116,7 +116,7 @@ def fake_all(root: Path) -> None:
         shutil.copy(ROOT / name, root / name)
     refs = fake.references()
     fake_study_a_data(root)
-    fake_latent_probe_sets(root)
+    fake_latent_image_sets(root)
     fake_datasets(root)
     fake_studies(root, refs)
     write_verdicts(root)
@@ -242,7 +242,7 @@ def test_a_changed_metrics_value_changes_the_report(project):
 @pytest.mark.parametrize("rel, path, value, study", [
     ("metrics/eda/summary.json", ["eda_contained", "background_fraction"], 0.6125, "Study A"),
     ("metrics/segmentation/nn1-wce.json", ["per_launch", 0, "best_epoch"], 987, "Study A"),
-    ("metrics/latent/nn2-dice.json", ["layers", "bottleneck", "probe_sets", "all", "umap", "2", "silhouette"],
+    ("metrics/latent/nn2-dice.json", ["layers", "bottleneck", "image_sets", "all", "umap", "2", "silhouette"],
      0.777, "Study A"),
     ("metrics/study_c/fc-erasing.json", ["autoencoder", "test_mse", "values"], [0.0123, 0.0123, 0.0123], "Study C"),
     ("metrics/eda/generate/train.json", ["seed"], 987654321, "Appendix B"),

@@ -93,8 +93,8 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert not any(k in latent for k in NO_TIMES)
     layer = latent["layers"]["bottleneck"]
     assert layer["code_dim"] == 64 * 1 * 1          # a 16-pixel image pools to 1 x 1
-    assert set(layer["probe_sets"]) == {"color", "all"}
-    colour_set = layer["probe_sets"]["color"]
+    assert set(layer["image_sets"]) == {"color", "all"}
+    colour_set = layer["image_sets"]["color"]
     assert sorted(colour_set["pca"]) == ["2", "8"]
     assert 0 <= colour_set["raw"]["f1_fit_mean"] <= 1
     assert -1 <= layer["continuity"]["spearman"] <= 1

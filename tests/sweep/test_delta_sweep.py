@@ -42,7 +42,7 @@ def test_the_projects_sweep_is_valid_and_covers_the_colour_boundary():
     ({"overrides": {"delta": 3}}, "list its values under deltas"),
     ({"deltas": [0, 200]}, "deltas = [0, 200] is not allowed"),
     ({"jobz": 2}, "unknown key 'jobz' (did you mean 'jobs'?)"),
-    ({"separability": {"reducer": "tsne", "probe_sets": ["all"]}}, "separability.reducer = 'tsne'"),
+    ({"separability": {"reducer": "tsne", "image_sets": ["all"]}}, "separability.reducer = 'tsne'"),
 ])
 def test_a_bad_setting_is_one_line_naming_it(tmp_path, changes, message):
     with pytest.raises(UserError) as err:
@@ -85,7 +85,7 @@ def fake_experiment(repo: Path, config, delta: int, baseline: str) -> dict:
         layer = "pool3" if net == "nn1" else "bottleneck"
         pairs = {pair: [colour * quality] for pair in ("1-2", "1-3", "2-3")}
         put(repo, f"metrics/latent/{net}-wce.json", {"primary_layer": layer, "separability": {layer: {
-            p: {config.reducer: {"pairs": pairs, "launches": [1]}} for p in config.probe_sets}}})
+            p: {config.reducer: {"pairs": pairs, "launches": [1]}} for p in config.image_sets}}})
     put(repo, "metrics/timing/train_segmentation.json", {"seconds": 10.0 + delta})
     put(repo, "metrics/segmentation/baseline.json", {"mean_iou": colour})
     git(repo, "add", "-A")
