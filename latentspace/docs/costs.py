@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from latentspace import paths
+from latentspace.core.params import lookup
 from latentspace.docs.format import NOT_YET, count, duration, fmt, size, table
-from latentspace.docs.readers import COSTS_FILE, costs, per_study, stage_records, stage_seconds, study_of
+from latentspace.docs.readers import COSTS_FILE, costs, params, per_study, stage_records, stage_seconds, study_of
 
 
 def _split(seconds: dict[str, float]) -> str:
@@ -124,3 +125,26 @@ def block_engine(root: Path, args: list[str]) -> str:
     where = ", ".join(str(x) for x in (bench.get("machine"), bench.get("date"), bench.get("setup")) if x)
     return (table(["classifier", *cols], rows)
             + f"\nImages per second{f' ({where})' if where else ''}; from `{COSTS_FILE}`.\n")
+
+
+def block_size_trial(root: Path, args: list[str]) -> str:
+    """The training-set sizes the budget rule would shrink next, measured at 2.5x smaller (`size_trial` of
+    docs/costs.yaml) against the committed run's stage times: what it saves and what it costs."""
+    trial = costs(root).get("size_trial") or {}
+    stages = trial.get("stages") or {}
+    if not stages:
+        return f"{NOT_YET.capitalize()}.\n"
+    times, values = stage_seconds(root), params(root)
+    rows, saved = [], 0.0
+    for stage, t in stages.items():
+        default, now = _number(times.get(stage)), _number(t.get("seconds"))
+        saved += (default - now) if default and now else 0.0
+        rows.append([f"`{stage}`", f"`{t.get('parameter')}` {fmt(lookup(values, t.get('parameter', '')))} -> "
+                     f"{fmt(t.get('trial'))}", f"{duration(default)} -> {duration(now)}", fmt(t.get("converged")),
+                     fmt(t.get("outcome"))])
+    total = sum(times.values())
+    where = ", ".join(str(x) for x in (trial.get("machine"), trial.get("date")) if x)
+    return (table(["stage", "training set", "stage time", "converged", "what it cost"], rows)
+            + f"\nTogether they would save {duration(saved)} of the stages' own {duration(total)}: "
+              f"{duration(total - saved)} in all{f' ({where})' if where else ''}; from `{COSTS_FILE}` and "
+              f"`{paths.TIMING_DIR}/`.\n")

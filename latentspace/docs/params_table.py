@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from latentspace.core.io import read_yaml
-from latentspace.core.params import PARAMS_FILE, SCHEMA
+from latentspace.core.params import PARAMS_FILE, SCHEMA, lookup
 from latentspace.docs.format import fmt, table
 
 
@@ -75,9 +75,7 @@ def block_params(root: Path, args: list[str]) -> str:
         dotted = ".".join(path)
         if not any(dotted == a or dotted.startswith(a + ".") for a in args):
             continue
-        value: Any = values
-        for k in path:
-            value = value.get(k) if isinstance(value, dict) else None
+        value = lookup(values, dotted)
         allowed = spec.describe() if hasattr(spec, "describe") else "an empty mapping (no settings)"
         # The note of the nearest key (this one or a parent) with a comment, once per comment block.
         anchor = next((path[:i] for i in range(len(path), 0, -1) if path[:i] in notes), None)

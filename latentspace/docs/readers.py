@@ -8,6 +8,7 @@ from pathlib import Path
 from latentspace import paths, results
 from latentspace.core.errors import UserError
 from latentspace.core.io import read_yaml
+from latentspace.core.params import PARAMS_FILE
 from latentspace.docs.format import table
 
 COSTS_FILE = "docs/costs.yaml"
@@ -32,6 +33,11 @@ def _yaml(root: Path, rel: str) -> dict:
 
 def costs(root: Path) -> dict:
     return _yaml(root, COSTS_FILE)
+
+
+def params(root: Path) -> dict:
+    """params.yaml as it is (the docs show defaults; validating it is the pipeline's job)."""
+    return _yaml(root, PARAMS_FILE)
 
 
 def lock_stages(root: Path) -> set[str]:

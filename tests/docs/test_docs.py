@@ -293,6 +293,24 @@ def test_the_cost_box_reads_the_measurements_and_never_invents_one(tmp_path):
     assert docs.block_pool(root, []).startswith("Not measured yet") and docs.block_engine(root, []).startswith("Not measured yet")
 
 
+def test_the_size_trial_compares_the_measured_trial_with_the_committed_stage_time_and_the_default(tmp_path):
+    root = _project(tmp_path)
+    assert docs.block_size_trial(root, []).startswith("Not measured yet")
+    (root / "metrics/timing").mkdir()
+    for stage, seconds in (("train_segmentation", 600.0), ("study_c@fc-none", 300.0)):
+        (root / f"metrics/timing/{stage}.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+    costs = yaml.safe_load((root / "docs/costs.yaml").read_text())
+    costs["size_trial"] = {"machine": "a test machine", "stages": {"train_segmentation": {
+        "parameter": "segmentation.train_images", "trial": 10, "seconds": 240.0, "converged": "1 of 2",
+        "outcome": "worse"}}}
+    (root / "docs/costs.yaml").write_text(yaml.safe_dump(costs))
+    default = yaml.safe_load((root / "params.yaml").read_text())["segmentation"]["train_images"]
+    out = docs.block_size_trial(root, [])
+    assert f"| `train_segmentation` | `segmentation.train_images` {default} -> 10 | 10 min 00 s -> 4 min 00 s | " \
+           "1 of 2 | worse |" in out
+    assert "save 6 min 00 s of the stages' own 15 min 00 s: 9 min 00 s in all (a test machine)" in out
+
+
 def test_the_convergence_blocks_count_the_runs_stopped_by_patience(tmp_path):
     root = _project(tmp_path)
     def stop(converged, run, kept):
