@@ -29,5 +29,5 @@ from latentspace.docs.params_table import block_params, params_comments, schema_
 from latentspace.docs.readers import block_datasets
 
 __all__ = ["BLOCKS", "doc_paths", "main", "render", "block_colours", "block_convergence", "block_costs",
-           "block_engine", "block_pool", "block_size_trial", "block_stage_times", "block_workers", "block_glance", "block_params",
-           "params_comments", "schema_leaves", "block_datasets"]
+           "block_engine", "block_pool", "block_size_trial", "block_stage_times", "block_workers", "block_glance",
+           "block_params", "params_comments", "schema_leaves", "block_datasets"]

@@ -19,8 +19,8 @@ BLOCK = re.compile(r"(<!-- generated: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- 
 
 BLOCKS: dict[str, Callable[[Path, list[str]], str]] = {
     "glance": block_glance, "costs": block_costs, "stage-times": block_stage_times, "workers": block_workers,
-    "pool": block_pool, "engine": block_engine, "size-trial": block_size_trial, "convergence": block_convergence, "colours": block_colours,
-    "datasets": block_datasets, "params": block_params,
+    "pool": block_pool, "engine": block_engine, "size-trial": block_size_trial, "convergence": block_convergence,
+    "colours": block_colours, "datasets": block_datasets, "params": block_params,
 }
 
 

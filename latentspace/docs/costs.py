@@ -128,8 +128,8 @@ def block_engine(root: Path, args: list[str]) -> str:
 
 
 def block_size_trial(root: Path, args: list[str]) -> str:
-    """The training-set sizes the budget rule would shrink next, measured at 2.5x smaller (`size_trial` of
-    docs/costs.yaml) against the committed run's stage times: what it saves and what it costs."""
+    """Smaller training sets, the budget rule's next lever, as measured in a trial (`size_trial` of
+    docs/costs.yaml), against the default and the committed run's stage times: what they save and what they cost."""
     trial = costs(root).get("size_trial") or {}
     stages = trial.get("stages") or {}
     if not stages:

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from latentspace.core.io import read_yaml
 from latentspace.core.params import PARAMS_FILE, SCHEMA, lookup
 from latentspace.docs.format import fmt, table
+from latentspace.docs.readers import params
 
 
 def params_comments(text: str) -> dict[tuple, str]:
@@ -68,7 +68,7 @@ def schema_leaves(schema: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
 
 def block_params(root: Path, args: list[str]) -> str:
     text = (Path(root) / PARAMS_FILE).read_text()
-    values = read_yaml(Path(root) / PARAMS_FILE) or {}
+    values = params(root)
     notes = params_comments(text)
     rows, last_anchor = [], None
     for path, spec in schema_leaves(SCHEMA):

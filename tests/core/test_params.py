@@ -88,7 +88,8 @@ def test_a_bad_value_of_another_study_stops_the_data_stage_in_one_line(tmp_path,
 
 def test_lookup_walks_a_dotted_name_and_gives_the_default_where_a_part_is_missing(project_root):
     params = load_params(project_root / "params.yaml")
-    assert lookup(params, "study_c.architectures.conv.batch_size") == params["study_c"]["architectures"]["conv"]["batch_size"]
+    conv = params["study_c"]["architectures"]["conv"]
+    assert lookup(params, "study_c.architectures.conv.batch_size") == conv["batch_size"]
     assert lookup(params, "delta") == params["delta"]
     assert lookup(params, "study_c.architectures.rnn.batch_size") is None
     assert lookup(params, "delta.value", default=KeyError) is KeyError   # a value is not a section
