@@ -38,6 +38,10 @@ MAX_UNCLIPPED_DELTA: int = min(min(min(c), 255 - max(c)) for c in RECTANGLE_CLAS
 CLASS_PAIRS: tuple[str, ...] = tuple(f"{a}-{b}" for i, a in enumerate(RECTANGLE_CLASSES)
                                      for b in RECTANGLE_CLASSES[i + 1:])
 NETS: tuple[str, ...] = ("nn1", "nn2", "nn3")
+# Seconds per training image of each net relative to NN1 (the U-Nets train at about half NN1's images/s on
+# one CPU core: metrics/timing/train_segmentation.json). Only the order the pool starts its runs in uses it
+# (longest first), never a result.
+NET_RELATIVE_COST: dict[str, float] = {"nn1": 1.0, "nn2": 2.0, "nn3": 2.0}
 LOSSES: tuple[str, ...] = ("wce", "dice", "focal")
 
 # --- Study B: CIFAR-10 ------------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 Every net takes float NCHW images in [0, 1] and returns logits (N, 4, H, W) over background and classes 1..3;
 `encode(x)` returns the bottleneck activations the latent analysis (A4) reads. All 3x3 convolutions are
 'same'-padded and followed by ReLU, as in the originals.
+
+The ReLUs work in place, and NN1's come after its max-pools: ReLU is monotone, so it commutes with a max-pool
+exactly (values and gradients, bit for bit), and after the pool it runs on a quarter of the values. Neither
+changes what a net computes (tests/study_a/test_segmentation.py trains both forms); both save passes over
+memory on a CPU.
 """
 from __future__ import annotations
 
@@ -79,10 +84,10 @@ class NN1(nn.Module):
         _glorot_uniform_(self)
 
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        pool3 = F.max_pool2d(F.relu(self.conv3(x)), 2)
-        return pool3, F.relu(self.conv4(pool3))
+        x = F.relu(F.max_pool2d(self.conv1(x), 2), inplace=True)
+        x = F.relu(F.max_pool2d(self.conv2(x), 2), inplace=True)
+        pool3 = F.relu(F.max_pool2d(self.conv3(x), 2), inplace=True)
+        return pool3, F.relu(self.conv4(pool3), inplace=True)
 
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         pool3, conv4 = self._encode(x)
@@ -90,8 +95,8 @@ class NN1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._encode(x)[1]
-        x = F.relu(self.conv5(F.interpolate(x, scale_factor=2, mode="nearest")))
-        x = F.relu(self.conv6(F.interpolate(x, scale_factor=2, mode="nearest")))
+        x = F.relu(self.conv5(F.interpolate(x, scale_factor=2, mode="nearest")), inplace=True)
+        x = F.relu(self.conv6(F.interpolate(x, scale_factor=2, mode="nearest")), inplace=True)
         # The original's last layer is a softmax over the 4 outputs; the losses here take its logits.
         return self.head(F.interpolate(x, scale_factor=2, mode="nearest"))
 
@@ -122,12 +127,12 @@ class UNet(nn.Module):
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i, layer in enumerate(self.down[:-1]):
-            x = F.relu(layer(x))
+            x = F.relu(layer(x), inplace=True)
             if i == len(self.down) - 2:
                 x = self.drop(x)
             skips.append(x)
             x = F.max_pool2d(x, 2)
-        return F.relu(self.down[-1](x)), skips
+        return F.relu(self.down[-1](x), inplace=True), skips
 
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"bottleneck": self._encode(x)[0]}
@@ -136,11 +141,11 @@ class UNet(nn.Module):
         x, skips = self._encode(x)
         x = self.drop_bottleneck(x)
         for level, (up, skip) in enumerate(zip(self.up, reversed(skips))):
-            x = torch.cat([skip, F.relu(up(F.interpolate(x, scale_factor=2, mode="nearest")))], dim=1)
+            x = torch.cat([skip, F.relu(up(F.interpolate(x, scale_factor=2, mode="nearest")), inplace=True)], dim=1)
             if level < len(self.merge):
-                x = F.relu(self.merge[level](x))
+                x = F.relu(self.merge[level](x), inplace=True)
         for layer in self.head:
-            x = F.relu(layer(x))
+            x = F.relu(layer(x), inplace=True)
         return self.classifier(x)
 
 

@@ -14,9 +14,9 @@ the loss has not improved by the relative `min_delta` for `patience` epochs, or 
 weights of its best epoch; each run's record says where it stopped (`FitResult.stopping()`).
 
 Per seed the autoencoder and the scratch classifier are independent runs; the frozen and fine-tuned runs are
-submitted once that seed's autoencoder is done (`run_cell`), so every worker of the pool stays busy. A run is a
-top-level function that reads MNIST from `worker_state()` (loaded once per worker by `load_mnist`) and returns
-its record, history and predictions; the stage writes every file.
+submitted once that seed's autoencoder is done (`run_cell`, autoencoders first), so every worker stays busy.
+A run is a top-level function that reads MNIST from `worker_state()` (loaded once per worker by `load_mnist`)
+and returns its record, history and predictions; the stage writes every file.
 
 Augmentation (`erasing`): torchvision's RandomErasing(p=1, value=0) on every training batch of the
 autoencoder and of the classifiers, never on validation or test images. The autoencoder sees the erased image;
@@ -211,13 +211,12 @@ def classifier_run(regime: str, arch: str, settings: Settings, seed: int, pretra
 
 def run_cell(pool, arch: str, settings: Settings, seeds: list[int]) -> list[dict]:
     """Every run of a cell in `pool`: per seed {run name: what its run returned}, in the order of `seeds`.
-    The autoencoder and scratch runs of all seeds go first; each seed's frozen and fine-tuned runs follow as soon
-    as its autoencoder is done. The results do not depend on the order the runs finish in."""
+    The autoencoders of all seeds go first (the longest runs: started late, one would leave the other workers
+    idle at the end), then the scratch runs; each seed's frozen and fine-tuned runs follow as soon as its
+    autoencoder is done. The results do not depend on the order the runs start or finish in."""
     out = {seed: {} for seed in seeds}
-    autoencoders, others = {}, []
-    for seed in seeds:
-        autoencoders[pool.submit(autoencoder_run, arch, settings, seed)] = seed
-        others.append((seed, "scratch", pool.submit(classifier_run, "scratch", arch, settings, seed)))
+    autoencoders = {pool.submit(autoencoder_run, arch, settings, seed): seed for seed in seeds}
+    others = [(seed, "scratch", pool.submit(classifier_run, "scratch", arch, settings, seed)) for seed in seeds]
     for future in as_completed(autoencoders):
         seed = autoencoders[future]
         out[seed]["autoencoder"] = future.result()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from latentspace import paths
+from latentspace.constants import NET_RELATIVE_COST
 from latentspace.core.errors import UserError
 from latentspace.core.io import save_figure, write_json
 from latentspace.core.stage import StageRun, stage
@@ -95,7 +96,9 @@ def main(run: StageRun) -> str:
     meta = seg.check_data(p["nets"])
     # One split for every run: runs differ in initial weights, batch order and input noise only.
     train_idx, val_idx = seg.split_indices(meta["n_train_sample"], p["train_images"], p["val_images"], run.seed)
-    tasks = seg.plan_tasks(p)
+    # The longest tasks first (a chain of steps, a slow net), so the pool does not end on one long task while
+    # the other workers idle; the results do not depend on the order.
+    tasks = sorted(seg.plan_tasks(p), key=lambda task: -len(task) * NET_RELATIVE_COST[task[0].net])
     settings = {"seed": run.seed, "device": str(run.device), "precision": run.precision}
     results: list[dict] = []
     with WorkerPool(run.params["workers"], run.device, tasks=len(tasks), initializer=seg.load_data,

@@ -87,6 +87,51 @@ def test_logits_and_bottleneck_shapes(name, image_size):
         assert (v >= 0).all()          # post-ReLU activations
 
 
+class _SpecOrderNN1(nets.NN1):
+    """NN1 as the original orders it: ReLU, then max-pool, plain (not in-place) ReLUs."""
+
+    def _encode(self, x):
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        pool3 = torch.nn.functional.max_pool2d(torch.relu(self.conv3(x)), 2)
+        return pool3, torch.relu(self.conv4(pool3))
+
+
+class _PlainReLU:
+    """Stands in for torch.nn.functional in the nets module: every ReLU out of place."""
+
+    def __getattr__(self, name):
+        return getattr(torch.nn.functional, name)
+
+    @staticmethod
+    def relu(x, inplace=False):
+        return torch.relu(x)
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_in_place_relus_and_pool_first_train_bit_identically_to_the_original_order(name, monkeypatch):
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 4, (4, 32, 32))
+
+    def train(make):
+        torch.manual_seed(0)
+        net = make()
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        losses_seen = []
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            losses_seen.append(loss.item())
+        return losses_seen, net.state_dict()
+
+    fast = train(lambda: nets.build_net(name))
+    monkeypatch.setattr(nets, "F", _PlainReLU())
+    spec = train(_SpecOrderNN1 if name == "nn1" else (lambda: nets.build_net(name)))
+    assert fast[0] == spec[0]
+    assert all(torch.equal(fast[1][k], spec[1][k]) for k in fast[1])
+
+
 @pytest.mark.parametrize("name", ["nn2", "nn3"])
 def test_dropout_acts_in_training_only(name):
     net = nets.build_net(name)

@@ -58,6 +58,22 @@ def test_training_really_reduces_reconstruction_loss():
     assert result.val_mse == min(r["val_loss"] for r in result.fit.history)
 
 
+def test_pool_before_relu_trains_bit_identically_to_the_spec_order():
+    """The encoder runs MaxPool - ReLU - ReLU with in-place ReLUs; SPEC B's ReLU - MaxPool - ReLU with plain
+    ReLUs gives the same losses and weights after training, bit for bit."""
+    data = cae.cifar_on_device(tiny_splits(), torch.device("cpu"))
+    models = []
+    for spec_order in (False, True):
+        torch.manual_seed(0)
+        models.append(cae.ConvAutoencoder(16, (8, 16), spec_order=spec_order).to(memory_format=torch.channels_last))
+    fast, spec = models
+    results = [cae.train_autoencoder(m, data["x_train"], data["x_val"], data["x_test"], max_epochs=3,
+                                     patience=3, min_delta=0.0, batch_size=16, lr=1e-3) for m in (fast, spec)]
+    assert [r["val_loss"] for r in results[0].fit.history] == [r["val_loss"] for r in results[1].fit.history]
+    assert results[0].test_mse == results[1].test_mse
+    assert all(torch.equal(a, b) for a, b in zip(fast.state_dict().values(), spec.state_dict().values()))
+
+
 def test_probe_leaves_encoder_bit_identical_and_confusion_counts_the_test_set():
     arrays = tiny_splits()
     data = cae.cifar_on_device(arrays, torch.device("cpu"))

@@ -82,6 +82,28 @@ def test_architectures_match_the_spec(arch, latent):
     assert not _equal(_state(nets.initial("encoder", arch, 1)), _state(enc))
 
 
+@pytest.mark.parametrize("arch", ["fc", "conv"])
+def test_fast_layer_order_trains_bit_identically_to_the_spec_order(data, arch):
+    """In-place ReLUs after the max-pools compute what SPEC C's order computes: the same losses and weights
+    after training an autoencoder and then a classifier on its encoder, bit for bit."""
+    def train(spec_order):
+        torch.manual_seed(0)
+        ae = nets.Autoencoder(nets.build_encoder(arch, spec_order), nets.build_decoder(arch, spec_order))
+        ae = ae.to(memory_format=torch.channels_last)
+        ae_fit = fit(ae, data["x_train"], None, loss_fn=F.mse_loss, phases=[Phase("adam", 3e-3, 2)],
+                     batch_size=50, x_val=data["x_val"], seed=0)
+        clf = nets.Classifier(ae.encoder, nets.build_head(arch))
+        clf_fit = fit(clf, data["x_train"], data["y_train"], loss_fn=F.cross_entropy,
+                      phases=[Phase("adam", 3e-3, 2)], batch_size=50, x_val=data["x_val"], y_val=data["y_val"],
+                      seed=0)
+        return [h["val_loss"] for h in ae_fit.history + clf_fit.history], _state(clf)
+
+    fast_losses, fast_weights = train(spec_order=False)
+    spec_losses, spec_weights = train(spec_order=True)
+    assert fast_losses == spec_losses
+    assert _equal(fast_weights, spec_weights)
+
+
 @pytest.mark.parametrize("augment", ["none", "erasing"])
 def test_frozen_regime_leaves_the_encoder_bit_identical(data, augment):
     s = settings(augment)
