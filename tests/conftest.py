@@ -78,28 +78,61 @@ class DvcRepo:
         return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture
-def dvc_repo(tmp_path) -> DvcRepo:
+def _repo_env() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def new_dvc_repo(repo: Path) -> DvcRepo:
     """Copy dvc.yaml, params.yaml, .dvcignore, stages/ and latentspace/ into a fresh git repo with DVC initialised."""
     import shutil
-    repo = tmp_path / "repo"
-    repo.mkdir()
+    repo.mkdir(parents=True)
     # references.yaml and paper_scale.yaml: deps of the verdicts stage; requirements.lock: of the report stage.
     for name in ("dvc.yaml", "params.yaml", "references.yaml", "paper_scale.yaml", "requirements.lock"):
         shutil.copy(ROOT / name, repo / name)
     # The library too: stages declare its modules as deps (stages import the installed package, which is ROOT's).
     for folder in ("stages", "latentspace"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
-    r = DvcRepo(repo, env)
+    r = DvcRepo(repo, _repo_env())
     r.run("git", "init", "-q", "-b", "main")
     r.dvc("init", "-q")
     shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
     r.dvc("config", "core.analytics", "false")
     r.dvc("config", "core.autostage", "true")
     return r
+
+
+@pytest.fixture
+def dvc_repo(tmp_path) -> DvcRepo:
+    """A fresh git + DVC repository holding this project's pipeline definition (`new_dvc_repo`)."""
+    return new_dvc_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, tiny_datasets_dir) -> DvcRepo:
+    """The whole pipeline at tiny sizes (tests/tiny_pipeline.py), run by one `dvc repro` and committed, built once
+    per test process for the end-to-end tests that share it (mark them `xdist_group("tiny_pipeline")`, so
+    `make test` runs them in one process). Never change it: take a copy with `tiny_pipeline_repo`. Its
+    `ran` attribute holds the stages that repro ran."""
+    import tiny_pipeline as tiny
+    repo = new_dvc_repo(tmp_path_factory.mktemp("tiny_pipeline") / "repo")
+    repo.set_params(**TINY_DATASETS_PARAMS, **tiny.SETTINGS)
+    repo.commit("tiny pipeline")   # dvclive needs a commit
+    repo.ran = repo.ran_stages(repo.dvc("repro", env={"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}).stdout)
+    repo.commit("outputs")
+    return repo
+
+
+@pytest.fixture
+def tiny_pipeline_repo(tiny_pipeline, tmp_path) -> DvcRepo:
+    """A copy of the shared tiny pipeline (repository, outputs and DVC cache) for one test to change at will."""
+    import shutil
+    copy = tmp_path / "repo"
+    shutil.copytree(tiny_pipeline.path, copy, symlinks=True)
+    repo = DvcRepo(copy, _repo_env())
+    repo.ran = set(tiny_pipeline.ran)
+    return repo
 
 
 # --- tiny stand-ins for MNIST and CIFAR-10 (offline layout, for LATENTSPACE_DATA_DIR) ----------------
@@ -164,7 +197,11 @@ def tiny_datasets_dir(tmp_path_factory) -> Path:
     return write_tiny_datasets(tmp_path_factory.mktemp("tiny_datasets"))
 
 
+# params.yaml overrides that fit the tiny datasets.
+TINY_DATASETS_PARAMS = {"datasets.mnist.val_size": 100, "datasets.cifar10.val_size": 50}
+
+
 @pytest.fixture
 def tiny_datasets_params() -> dict:
     """params.yaml overrides that fit the tiny datasets: `dvc_repo.set_params(**tiny_datasets_params)`."""
-    return {"datasets.mnist.val_size": 100, "datasets.cifar10.val_size": 50}
+    return dict(TINY_DATASETS_PARAMS)

@@ -1,14 +1,11 @@
-"""The whole pipeline at tiny sizes: one `dvc repro` runs every stage, a second runs none, and
-`dvc exp run -S delta=25` reruns Study A (and the report that shows it) and nothing of Studies B and C."""
+"""The whole pipeline at tiny sizes: one `dvc repro` runs every stage (the shared tiny pipeline of conftest.py),
+a second runs none, and `dvc exp run -S delta=25` reruns Study A (and the report that shows it) and nothing of
+Studies B and C."""
 import json
 import re
 
 import pytest
 from test_compare import check_comparisons
-from test_pipeline_study_a_nets import TINY as TINY_STUDY_A_NETS
-from test_pipeline_study_b import TINY_STUDY_B
-from test_pipeline_study_c import TINY_STUDY_C
-from test_sweeps import TINY_STUDY_A
 
 # Stage families (the part of a name before '@') of Study A: everything downstream of the generator.
 STUDY_A = {"generate_rectangles", "eda", "train_segmentation", "generate_image_sets", "latent_analysis"}
@@ -23,17 +20,11 @@ def _stages(repo) -> set[str]:
 
 
 @pytest.mark.e2e
-def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_datasets_dir, tiny_datasets_params,
-                                                                 tmp_path):
+@pytest.mark.xdist_group("tiny_pipeline")
+def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(tiny_pipeline_repo, tiny_datasets_dir, tmp_path):
+    dvc_repo = tiny_pipeline_repo       # one `dvc repro` of every stage, committed (tests/tiny_pipeline.py)
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
-    # Later dicts win: the nets need a larger image than the data-only tiny sizes. One instance of each
-    # matrix family keeps this test short; the per-study tests cover the rest.
-    dvc_repo.set_params(**{**tiny_datasets_params, **TINY_STUDY_A, **TINY_STUDY_A_NETS, **TINY_STUDY_B,
-                           **TINY_STUDY_C, "study_b.hidden_sizes": [4], "segmentation.nets": ["nn2"],
-                           "latent.probe_sets": ["x", "all"]})
-    dvc_repo.commit("tiny pipeline")   # dvclive needs a commit
-
-    ran = dvc_repo.ran_stages(dvc_repo.dvc("repro", env=env).stdout)
+    ran = dvc_repo.ran
     everything = _stages(dvc_repo)
     assert ran == everything
     assert {s.split("@")[0] for s in everything} >= STUDY_A | {"prepare_dataset", "study_b_autoencoders",
@@ -52,7 +43,8 @@ def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(dvc_repo, tiny_
         rel = path.relative_to(dvc_repo.path).as_posix()
         if not rel.startswith("metrics/timing/") and rel != "metrics/stage_times.json":
             assert not TIMING_KEY.search(path.read_text()), f"{rel} holds a time, throughput or device"
-    dvc_repo.commit("outputs")
+    # The shared run committed its outputs: nothing is left uncommitted.
+    assert dvc_repo.run("git", "status", "--porcelain").stdout.strip() == ""
 
     # Rerunning a trained net with nothing changed rewrites its timing file only.
     dvc_repo.dvc("repro", "-f", "-s", "train_segmentation", env=env)

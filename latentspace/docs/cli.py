@@ -8,8 +8,8 @@ from typing import Callable
 
 from latentspace.docs.colours import block_colours
 from latentspace.docs.convergence import block_convergence
-from latentspace.docs.costs import (block_costs, block_engine, block_pool, block_size_trial, block_stage_times,
-                                   block_workers)
+from latentspace.docs.costs import (block_costs, block_engine, block_layer_order, block_pool, block_size_trial,
+                                   block_stage_times, block_workers)
 from latentspace.docs.glance import block_glance
 from latentspace.docs.params_table import block_params
 from latentspace.docs.readers import block_datasets
@@ -19,8 +19,8 @@ BLOCK = re.compile(r"(<!-- generated: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- 
 
 BLOCKS: dict[str, Callable[[Path, list[str]], str]] = {
     "glance": block_glance, "costs": block_costs, "stage-times": block_stage_times, "workers": block_workers,
-    "pool": block_pool, "engine": block_engine, "size-trial": block_size_trial, "convergence": block_convergence,
-    "colours": block_colours, "datasets": block_datasets, "params": block_params,
+    "pool": block_pool, "engine": block_engine, "layer-order": block_layer_order, "size-trial": block_size_trial,
+    "convergence": block_convergence, "colours": block_colours, "datasets": block_datasets, "params": block_params,
 }
 
 

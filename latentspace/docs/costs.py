@@ -62,6 +62,8 @@ def block_costs(root: Path, args: list[str]) -> str:
         ["Python environment (`.venv`, default install)", f"{size(_number(env.get('venv_bytes')))}, of which "
          f"{size(_number(env.get('cuda_libraries_bytes')))} CUDA libraries (`TORCH=cpu` leaves them out)"],
         ["fresh `make setup` from PyPI (default install)", duration(_number(env.get("install_seconds")))],
+        ["`make test` (the test suite, 2 CPU cores): idle machine / another process busy on one core",
+         " / ".join(duration(_number((c.get("test_suite") or {}).get(k))) for k in ("idle_seconds", "busy_seconds"))],
         ["workspace data after a run (`data/`, `models/`, `reports/`)", size(_number(disk.get("workspace_bytes")))],
         ["DVC cache after a run (`.dvc/cache`)", size(_number(disk.get("dvc_cache_bytes")))],
     ]
@@ -129,7 +131,8 @@ def block_engine(root: Path, args: list[str]) -> str:
 
 def block_size_trial(root: Path, args: list[str]) -> str:
     """Smaller training sets, the budget rule's next lever, as measured in a trial (`size_trial` of
-    docs/costs.yaml), against the default and the committed run's stage times: what they save and what they cost."""
+    docs/costs.yaml), against the default and the default run's stage times (the trial's own record of them,
+    else the committed run's): what they save and what they cost."""
     trial = costs(root).get("size_trial") or {}
     stages = trial.get("stages") or {}
     if not stages:
@@ -137,7 +140,10 @@ def block_size_trial(root: Path, args: list[str]) -> str:
     times, values = stage_seconds(root), params(root)
     rows, saved = [], 0.0
     for stage, t in stages.items():
-        default, now = _number(times.get(stage)), _number(t.get("seconds"))
+        # Against the default run's time measured with the trial (same machine, same code), when recorded: a later
+        # committed run may have run on a faster or slower machine.
+        default = _number(t.get("default_seconds")) or _number(times.get(stage))
+        now = _number(t.get("seconds"))
         saved += (default - now) if default and now else 0.0
         rows.append([f"`{stage}`", f"`{t.get('parameter')}` {fmt(lookup(values, t.get('parameter', '')))} -> "
                      f"{fmt(t.get('trial'))}", f"{duration(default)} -> {duration(now)}", fmt(t.get("converged")),
@@ -148,3 +154,20 @@ def block_size_trial(root: Path, args: list[str]) -> str:
             + f"\nTogether they would save {duration(saved)} of the stages' own {duration(total)}: "
               f"{duration(total - saved)} in all{f' ({where})' if where else ''}; from `{COSTS_FILE}` and "
               f"`{paths.TIMING_DIR}/`.\n")
+
+
+def block_layer_order(root: Path, args: list[str]) -> str:
+    """benchmarks/net_speed.py's figures (`layer_order` of docs/costs.yaml): each net in the SPEC's layer order
+    and in the project's (ReLU after the max-pool, in place), and whether both trained to the same weights."""
+    bench = costs(root).get("layer_order") or {}
+    models = bench.get("models") or {}
+    if not models:
+        return f"{NOT_YET.capitalize()}: `benchmarks/net_speed.py` prints the figures.\n"
+    rows = []
+    for name, m in models.items():
+        spec, fast = _number(m.get("spec_order")), _number(m.get("project_order"))
+        gain = f"{fast / spec:.2f}x" if spec and fast else "–"
+        rows.append([name, count(spec), count(fast), gain, "yes" if m.get("bit_identical") else "no"])
+    where = ", ".join(str(x) for x in (bench.get("machine"), bench.get("date")) if x)
+    return (table(["net", "SPEC order", "project order", "speed-up", "same weights, bit for bit"], rows)
+            + f"\nImages per second in training, one thread{f' ({where})' if where else ''}; from `{COSTS_FILE}`.\n")

@@ -214,7 +214,7 @@ def _project(tmp_path: Path, verdicts: dict | None = None) -> Path:
         "machine": "a test machine", "environment": {"venv_bytes": 6.5e9, "install_seconds": 178},
         "default_run": {"wall_seconds": None}, "workers": {"profile": "quick", "one_worker_wall_seconds": 300.0, "two_workers_wall_seconds": 200.0,
                     "stages": {"study_c@fc-none": {"one": 120.0, "two": 60.0}, "train_segmentation": {"two": 40.0}}},
-        "noop_repro": {"median_seconds": 1.42, "runs": 7}}))
+        "noop_repro": {"median_seconds": 1.42, "runs": 7}, "test_suite": {"idle_seconds": 400.0}}))
     (tmp_path / "references.yaml").write_text(yaml.safe_dump({"claims": [
         {"id": "c-cells", "study": "C", "kind": "stated", "statement": "Each cell reaches its published accuracy."},
         {"id": "b-below-half", "study": "B", "kind": "derived", "statement": "Below half."}]}))
@@ -286,6 +286,8 @@ def test_the_cost_box_reads_the_measurements_and_never_invents_one(tmp_path):
     assert ("| one worker against two (`-S workers=1`; results are the same) | 5 min 00 s with one worker against "
             "3 min 20 s with two (1.50x), the `quick` profile's whole run |") in out
     assert "| `make quick` (every stage at the quick profile, 2 CPU cores) | not measured yet |" in out
+    assert ("| `make test` (the test suite, 2 CPU cores): idle machine / another process busy on one core | "
+            "6 min 40 s / not measured yet |") in out
     workers = docs.block_workers(root, [])
     assert "| `study_c@fc-none` | 2 min 00 s | 1 min 00 s | 2.00x |" in workers
     assert "| `train_segmentation` | not measured yet | 40 s | – |" in workers
@@ -309,6 +311,24 @@ def test_the_size_trial_compares_the_measured_trial_with_the_committed_stage_tim
     assert f"| `train_segmentation` | `segmentation.train_images` {default} -> 10 | 10 min 00 s -> 4 min 00 s | " \
            "1 of 2 | worse |" in out
     assert "save 6 min 00 s of the stages' own 15 min 00 s: 9 min 00 s in all (a test machine)" in out
+    # The default run's time recorded with the trial wins over the committed run's.
+    costs["size_trial"]["stages"]["train_segmentation"]["default_seconds"] = 300.0
+    (root / "docs/costs.yaml").write_text(yaml.safe_dump(costs))
+    assert "| 5 min 00 s -> 4 min 00 s |" in docs.block_size_trial(root, [])
+
+
+def test_the_layer_order_block_shows_both_orders_and_whether_they_trained_alike(tmp_path):
+    root = _project(tmp_path)
+    assert docs.block_layer_order(root, []).startswith("Not measured yet")
+    costs = yaml.safe_load((root / "docs/costs.yaml").read_text())
+    costs["layer_order"] = {"machine": "a test machine", "models": {
+        "conv autoencoder": {"spec_order": 1000, "project_order": 1250, "bit_identical": True},
+        "probe": {"spec_order": 500, "project_order": None, "bit_identical": False}}}
+    (root / "docs/costs.yaml").write_text(yaml.safe_dump(costs))
+    out = docs.block_layer_order(root, [])
+    assert "| conv autoencoder | 1,000 | 1,250 | 1.25x | yes |" in out
+    assert "| probe | 500 | – | – | no |" in out
+    assert "one thread (a test machine)" in out
 
 
 def test_the_convergence_blocks_count_the_runs_stopped_by_patience(tmp_path):

@@ -1,6 +1,8 @@
 """Study B end to end through DVC, on tiny fake CIFAR-10: one pooled stage trains every autoencoder, one probes
 them all, the summary draws the figures and says which claims the run's scale decides."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -25,14 +27,11 @@ STAGES = {"study_b_autoencoders", "study_b_probes", "study_b_summary"}
 
 
 @pytest.mark.e2e
-def test_study_b_pools_every_run_and_a_probe_setting_reruns_only_the_probes(dvc_repo, tiny_datasets_dir,
-                                                                             tiny_datasets_params):
-    repo = dvc_repo
+@pytest.mark.xdist_group("tiny_pipeline")
+def test_study_b_pools_every_run_and_a_probe_setting_makes_only_the_probes_stale(tiny_pipeline_repo, tiny_datasets_dir):
+    repo = tiny_pipeline_repo           # the shared tiny pipeline (TINY_STUDY_B), run and committed
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
-    repo.set_params(**tiny_datasets_params, **TINY_STUDY_B)
-    repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
-    ran = repo.ran_stages(repo.dvc("repro", "study_b_summary", env=env).stdout)
-    assert STAGES <= ran
+    assert STAGES <= repo.ran
 
     n_train = len(np.load(repo.path / "data/cifar10/y_train.npy"))
     n_test = len(np.load(repo.path / "data/cifar10/y_test.npy"))
@@ -71,9 +70,12 @@ def test_study_b_pools_every_run_and_a_probe_setting_reruns_only_the_probes(dvc_
     assert scale["ae_runs"] == 2 and scale["full_train_images"] == n_train and scale["all_training_data"]
     assert set(scale["claims"]) == {"b-below-half", "b-mse-decreasing", "b-probe-accuracy"}
 
-    repo.commit("baseline")
-    out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.probe_lr=0.002", env=env).stdout
-    assert repo.ran_stages(out) == {"study_b_probes", "study_b_summary"}
+    # A probe setting makes the probes stale, not the autoencoders (the summary follows the probes' outputs).
+    params = (repo.path / "params.yaml").read_text()
+    repo.set_params(**{"study_b.probe_lr": 0.002})
+    stale = set(json.loads(repo.dvc("status", "--json", env=env).stdout))
+    assert stale & STAGES == {"study_b_probes"}
+    (repo.path / "params.yaml").write_text(params)
     out = repo.dvc("exp", "run", "study_b_summary", "-S", "study_b.hidden_sizes=[4,8]", env=env).stdout
     assert repo.ran_stages(out) == STAGES
     summary = repo.json("metrics/study_b/summary.json")

@@ -22,14 +22,12 @@ REGIMES = ("frozen", "fine_tuned", "scratch")
 
 
 @pytest.mark.e2e
-def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_dir, tiny_datasets_params):
-    repo = dvc_repo
+@pytest.mark.xdist_group("tiny_pipeline")
+def test_study_c_runs_every_cell_and_records_its_data(tiny_pipeline_repo, tiny_datasets_dir):
+    # The shared tiny pipeline (TINY_STUDY_C, one worker), run and committed.
+    repo = tiny_pipeline_repo
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}
-    # One worker: spawning two costs more than these tiny runs (bit-identity across workers: test_study_c.py).
-    repo.set_params(**tiny_datasets_params, **TINY_STUDY_C, workers=1)
-    repo.commit("pipeline")   # dvclive, inside a DVC stage, needs a repository with a commit
-    out = repo.dvc("repro", *(f"study_c@{c}" for c in CELLS), env=env).stdout
-    assert repo.ran_stages(out) == {"prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS}
+    assert {"prepare_dataset@mnist"} | {f"study_c@{c}" for c in CELLS} <= repo.ran
 
     # Which data it ran on: the source and its checksum, in the tracked metrics of the data stage.
     source = repo.json("metrics/datasets/mnist.json")
@@ -77,7 +75,6 @@ def test_study_c_runs_every_cell_and_records_its_data(dvc_repo, tiny_datasets_di
                 assert np.allclose(accuracy, m[regime]["test_accuracy"]["values"])
 
     # Erasing settings and one architecture's caps touch only their own cells.
-    repo.commit("baseline")
     repo.set_params(**{"study_c.augmentations.erasing.scale": [0.1, 0.2],
                        "study_c.architectures.fc.ae_max_epochs": 3})
     status = repo.dvc("status", "--json", env=env).stdout
