@@ -59,10 +59,10 @@ browser:
 			"the report's browser test will skip (fail under CI)"; \
 	fi
 
-# One pytest worker per core (pytest-xdist). loadgroup keeps the end-to-end tests that share one tiny pipeline
-# (xdist_group "tiny_pipeline") in one worker, so it is built once, and hands out the other tests as workers free up.
+# One pytest worker per core (pytest-xdist); worksteal balances the long end-to-end tests across them (those that
+# share the tiny pipeline build it once for all workers: tests/conftest.py).
 test: setup browser
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: setup
 	$(BIN)/python benchmarks/engine_vs_dataloader.py

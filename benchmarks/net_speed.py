@@ -69,7 +69,7 @@ def main() -> None:
              ("Study C conv classifier", lambda s: study_c_model("classifier", s), mnist, labels, 1),
              ("Study B autoencoder, hidden 16", lambda s: study_b_model(16, s), cifar, None, 4),
              ("Study B autoencoder, hidden 512", lambda s: study_b_model(512, s), cifar, None, 4)]
-    print(f"{'model':34s} {'SPEC order':>12s} {'project':>12s} {'speed-up':>9s}  bit-identical   (images/s, 1 thread)")
+    print(f"{'model':34s} {'original':>12s} {'project':>12s} {'speed-up':>9s}  bit-identical   (images/s, 1 thread)")
     for name, build, x, y, slower in cases:
         rates = {True: [], False: []}
         weights = {}

@@ -109,18 +109,42 @@ def dvc_repo(tmp_path) -> DvcRepo:
     return new_dvc_repo(tmp_path / "repo")
 
 
+def _once_for_all_workers(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` run once per test session, whatever the number of pytest-xdist workers: the first worker to
+    ask builds it in the session's shared temporary folder under a file lock, the others wait for it and reuse it."""
+    import shutil
+
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)     # a build that failed in another worker
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory, tiny_datasets_dir) -> DvcRepo:
     """The whole pipeline at tiny sizes (tests/tiny_pipeline.py), run by one `dvc repro` and committed, built once
-    per test process for the end-to-end tests that share it (mark them `xdist_group("tiny_pipeline")`, so
-    `make test` runs them in one process). Never change it: take a copy with `tiny_pipeline_repo`. Its
-    `ran` attribute holds the stages that repro ran."""
-    import tiny_pipeline as tiny
-    repo = new_dvc_repo(tmp_path_factory.mktemp("tiny_pipeline") / "repo")
-    repo.set_params(**TINY_DATASETS_PARAMS, **tiny.SETTINGS)
-    repo.commit("tiny pipeline")   # dvclive needs a commit
-    repo.ran = repo.ran_stages(repo.dvc("repro", env={"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}).stdout)
-    repo.commit("outputs")
+    per test session (across pytest-xdist workers) for the end-to-end tests that share it. Never change it: take a
+    copy with `tiny_pipeline_repo`. Its `ran` attribute holds the stages that repro ran."""
+    import json
+
+    def build(folder: Path) -> None:
+        import tiny_pipeline as tiny
+        repo = new_dvc_repo(folder / "repo")
+        repo.set_params(**TINY_DATASETS_PARAMS, **tiny.SETTINGS)
+        repo.commit("tiny pipeline")   # dvclive needs a commit
+        ran = repo.ran_stages(repo.dvc("repro", env={"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}).stdout)
+        repo.commit("outputs")
+        (folder / "ran.json").write_text(json.dumps(sorted(ran)))
+
+    folder = _once_for_all_workers(tmp_path_factory, "tiny_pipeline", build)
+    repo = DvcRepo(folder / "repo", _repo_env())
+    repo.ran = set(json.loads((folder / "ran.json").read_text()))
     return repo
 
 
@@ -194,7 +218,9 @@ def tiny_datasets_dir(tmp_path_factory) -> Path:
     32x32x3, sorted by class) in the offline layout; point LATENTSPACE_DATA_DIR at it. Shared by the
     session: read it, never write into it. Use `tiny_datasets_params` too: the default validation
     sizes (10,000 and 5,000) do not fit such small training sets."""
-    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_datasets"))
+    # One copy for all workers: the .npz files carry their write time, and the shared tiny pipeline records their
+    # checksums.
+    return _once_for_all_workers(tmp_path_factory, "tiny_datasets", write_tiny_datasets)
 
 
 # params.yaml overrides that fit the tiny datasets.

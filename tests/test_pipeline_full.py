@@ -20,7 +20,6 @@ def _stages(repo) -> set[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("tiny_pipeline")
 def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(tiny_pipeline_repo, tiny_datasets_dir, tmp_path):
     dvc_repo = tiny_pipeline_repo       # one `dvc repro` of every stage, committed (tests/tiny_pipeline.py)
     env = {"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}

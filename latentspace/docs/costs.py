@@ -157,8 +157,8 @@ def block_size_trial(root: Path, args: list[str]) -> str:
 
 
 def block_layer_order(root: Path, args: list[str]) -> str:
-    """benchmarks/net_speed.py's figures (`layer_order` of docs/costs.yaml): each net in the SPEC's layer order
-    and in the project's (ReLU after the max-pool, in place), and whether both trained to the same weights."""
+    """benchmarks/net_speed.py's figures (`layer_order` of docs/costs.yaml): each net in the original layer order
+    (the sources' architectures) and in the project's (ReLU after the max-pool, in place), and whether both trained to the same weights."""
     bench = costs(root).get("layer_order") or {}
     models = bench.get("models") or {}
     if not models:
@@ -169,5 +169,5 @@ def block_layer_order(root: Path, args: list[str]) -> str:
         gain = f"{fast / spec:.2f}x" if spec and fast else "–"
         rows.append([name, count(spec), count(fast), gain, "yes" if m.get("bit_identical") else "no"])
     where = ", ".join(str(x) for x in (bench.get("machine"), bench.get("date")) if x)
-    return (table(["net", "SPEC order", "project order", "speed-up", "same weights, bit for bit"], rows)
+    return (table(["net", "original order", "project order", "speed-up", "same weights, bit for bit"], rows)
             + f"\nImages per second in training, one thread{f' ({where})' if where else ''}; from `{COSTS_FILE}`.\n")

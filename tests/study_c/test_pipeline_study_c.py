@@ -22,7 +22,6 @@ REGIMES = ("frozen", "fine_tuned", "scratch")
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("tiny_pipeline")
 def test_study_c_runs_every_cell_and_records_its_data(tiny_pipeline_repo, tiny_datasets_dir):
     # The shared tiny pipeline (TINY_STUDY_C, one worker), run and committed.
     repo = tiny_pipeline_repo
