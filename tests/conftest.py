@@ -21,6 +21,17 @@ os.environ.pop("LATENTSPACE_DATA_DIR", None)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Long tests first: the end-to-end tests, led by those on the shared tiny pipeline (so its one build starts at
+    once), then the rest in their usual order. pytest-xdist hands the list out in this order, so no long test starts
+    last while the other workers sit idle."""
+    def rank(item) -> int:
+        if {"tiny_pipeline", "tiny_pipeline_repo"} & set(item.fixturenames):
+            return 0
+        return 1 if item.get_closest_marker("e2e") else 2
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
@@ -98,8 +109,9 @@ def new_dvc_repo(repo: Path) -> DvcRepo:
     r.run("git", "init", "-q", "-b", "main")
     r.dvc("init", "-q")
     shutil.copy(ROOT / ".dvcignore", repo / ".dvcignore")
-    r.dvc("config", "core.analytics", "false")
-    r.dvc("config", "core.autostage", "true")
+    # What `dvc config core.analytics false` and `dvc config core.autostage true` write (the project's settings),
+    # without two more DVC start-ups per repository.
+    (repo / ".dvc/config").write_text("[core]\n    analytics = false\n    autostage = true\n")
     return r
 
 
@@ -130,7 +142,7 @@ def _once_for_all_workers(tmp_path_factory, name: str, build) -> Path:
 def tiny_pipeline(tmp_path_factory, tiny_datasets_dir) -> DvcRepo:
     """The whole pipeline at tiny sizes (tests/tiny_pipeline.py), run by one `dvc repro` and committed, built once
     per test session (across pytest-xdist workers) for the end-to-end tests that share it. Never change it: take a
-    copy with `tiny_pipeline_repo`. Its `ran` attribute holds the stages that repro ran."""
+    copy with `tiny_pipeline_repo`. Its `ran` attribute holds the stages that repro ran, `output` what it printed."""
     import json
 
     def build(folder: Path) -> None:
@@ -138,13 +150,15 @@ def tiny_pipeline(tmp_path_factory, tiny_datasets_dir) -> DvcRepo:
         repo = new_dvc_repo(folder / "repo")
         repo.set_params(**TINY_DATASETS_PARAMS, **tiny.SETTINGS)
         repo.commit("tiny pipeline")   # dvclive needs a commit
-        ran = repo.ran_stages(repo.dvc("repro", env={"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}).stdout)
+        output = repo.dvc("repro", env={"LATENTSPACE_DATA_DIR": str(tiny_datasets_dir)}).stdout
         repo.commit("outputs")
-        (folder / "ran.json").write_text(json.dumps(sorted(ran)))
+        (folder / "repro.log").write_text(output)
+        (folder / "ran.json").write_text(json.dumps(sorted(repo.ran_stages(output))))
 
     folder = _once_for_all_workers(tmp_path_factory, "tiny_pipeline", build)
     repo = DvcRepo(folder / "repo", _repo_env())
     repo.ran = set(json.loads((folder / "ran.json").read_text()))
+    repo.output = (folder / "repro.log").read_text()
     return repo
 
 
@@ -155,7 +169,7 @@ def tiny_pipeline_repo(tiny_pipeline, tmp_path) -> DvcRepo:
     copy = tmp_path / "repo"
     shutil.copytree(tiny_pipeline.path, copy, symlinks=True)
     repo = DvcRepo(copy, _repo_env())
-    repo.ran = set(tiny_pipeline.ran)
+    repo.ran, repo.output = set(tiny_pipeline.ran), tiny_pipeline.output
     return repo
 
 

@@ -61,6 +61,9 @@ def test_whole_pipeline_then_noop_then_delta_reruns_only_study_a(tiny_pipeline_r
     ran = dvc_repo.ran_stages(dvc_repo.dvc("exp", "run", "-n", "wider-colours", "-S", "delta=25", env=env).stdout)
     assert {s.split("@")[0] for s in ran} == STUDY_A | {"verdicts", "report"}
     assert ran >= {s for s in everything if s.split("@")[0] in STUDY_A}
+    # The report names the experiment and the parameter it changed.
+    md = (dvc_repo.path / "reports/report.md").read_text()
+    assert "`wider-colours`" in md and "| `delta` | 15 | 25 |" in md
 
     # The two runs compared as a user would (tests/test_compare.py): metrics diff, exp show, plots diff offline.
     dvc_repo.dvc("exp", "branch", "wider-colours", "delta-25")

@@ -28,13 +28,21 @@ def _fail(_):
     raise ValueError("run failed")
 
 
-def _runs(workers: int) -> list[dict]:
-    with WorkerPool(workers, "cpu", tasks=4, initializer=_load, initargs=(4096,)) as pool:
-        return pool.map(_train, [0, 1, 2, 3])
+def _pool(workers: int) -> WorkerPool:
+    return WorkerPool(workers, "cpu", tasks=4, initializer=_load, initargs=(4096,))
 
 
-def test_results_are_in_order_and_bit_identical_for_one_and_two_workers():
-    one, two = _runs(1), _runs(2)
+@pytest.fixture(scope="module")
+def two_workers():
+    """One pool of two worker processes for the tests below: starting one (torch in each) costs seconds."""
+    with _pool(2) as pool:
+        yield pool
+
+
+def test_results_are_in_order_and_bit_identical_for_one_and_two_workers(two_workers):
+    with _pool(1) as pool:
+        one = pool.map(_train, [0, 1, 2, 3])
+    two = two_workers.map(_train, [0, 1, 2, 3])
     assert [r["seed"] for r in one] == [r["seed"] for r in two] == [0, 1, 2, 3]
     for a, b in zip(one, two):
         assert a["state"].keys() == b["state"].keys()
@@ -42,11 +50,10 @@ def test_results_are_in_order_and_bit_identical_for_one_and_two_workers():
     assert {r["threads"] for r in one + two} == {1}
 
 
-def test_dependent_runs_through_futures():
-    with WorkerPool(2, "cpu", tasks=4, initializer=_load, initargs=(64,)) as pool:
-        first = {pool.submit(_train, s): s for s in (0, 1)}
-        second = [pool.submit(_train, first[f] + 10) for f in as_completed(first)]
-        assert sorted(f.result()["seed"] for f in second) == [10, 11]
+def test_dependent_runs_through_futures(two_workers):
+    first = {two_workers.submit(_train, s): s for s in (0, 1)}
+    second = [two_workers.submit(_train, first[f] + 10) for f in as_completed(first)]
+    assert sorted(f.result()["seed"] for f in second) == [10, 11]
 
 
 @pytest.mark.parametrize("workers", [1, 2])

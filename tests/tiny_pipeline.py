@@ -9,6 +9,4 @@ from test_sweeps import TINY_STUDY_A
 # Later dicts win: the nets need a larger image than the data-only tiny sizes. One worker: spawning two costs
 # more than these tiny runs (the pool's bit-identity across worker counts: tests/test_pool.py and the per-study
 # unit tests).
-SETTINGS = {**TINY_STUDY_A, **TINY_STUDY_A_NETS, **TINY_STUDY_B, **TINY_STUDY_C,
-            "study_b.hidden_sizes": [4], "segmentation.nets": ["nn2"], "latent.probe_sets": ["x", "all"],
-            "workers": 1}
+SETTINGS = {**TINY_STUDY_A, **TINY_STUDY_A_NETS, **TINY_STUDY_B, **TINY_STUDY_C, "workers": 1}

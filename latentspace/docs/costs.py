@@ -40,6 +40,14 @@ def _profile_scaling(root: Path) -> str:
             f"the `{w.get('profile', 'quick')}` profile's whole run")
 
 
+def _noop_floor(noop: dict) -> str:
+    """DVC's own no-op time for as many one-file stages (`pipeline_timing.py --floor`), where measured."""
+    floor = _number(noop.get("floor_median_seconds"))
+    if floor is None:
+        return ""
+    return f"; DVC alone, {fmt(noop.get('floor_stages'))} one-file stages: {fmt(floor, 2)} s"
+
+
 def block_costs(root: Path, args: list[str]) -> str:
     c = costs(root)
     run, env, disk = c.get("default_run") or {}, c.get("environment") or {}, c.get("disk") or {}
@@ -55,7 +63,7 @@ def block_costs(root: Path, args: list[str]) -> str:
     rows += [
         ["`make quick` (every stage at the quick profile, 2 CPU cores)", duration(_number(quick.get("wall_seconds")))],
         ["a no-op `dvc repro` (nothing changed)", NOT_YET if noop_s is None else
-         f"{fmt(noop_s, 2)} s (median of {fmt(noop.get('runs'))})"],
+         f"{fmt(noop_s, 2)} s (median of {fmt(noop.get('runs'))})" + _noop_floor(noop)],
         ["the default run on a GPU" + (f" ({gpu['name']})" if gpu.get("name") else ""),
          duration(_number(gpu.get("wall_seconds")))],
         ["peak memory (RAM) of the default run", size(_number(run.get("peak_memory_bytes")))],

@@ -37,16 +37,12 @@ NO_TIMES = ("seconds", "device", "precision", "train_images_per_second")
 
 
 @pytest.mark.e2e
-def test_rectangles_to_net_to_latent_analysis(dvc_repo):
-    dvc_repo.set_params(**TINY)
-    dvc_repo.commit("tiny study A")
-
-    res = dvc_repo.dvc("repro", "latent_analysis")
-    assert dvc_repo.ran_stages(res.stdout) == {
-        "generate_rectangles@train", "generate_rectangles@test", "train_segmentation", "generate_image_sets",
-        "latent_analysis"}
+def test_rectangles_to_net_to_latent_analysis(tiny_pipeline_repo):
+    dvc_repo = tiny_pipeline_repo       # the shared tiny pipeline (Study A as TINY above), run and committed
+    assert {"generate_rectangles@train", "generate_rectangles@test", "train_segmentation", "generate_image_sets",
+            "latent_analysis"} <= dvc_repo.ran
     # Each stage ends with one headline line.
-    assert "train_segmentation: 2 runs (chained): test mean IoU" in res.stdout
+    assert "train_segmentation: 2 runs (chained): test mean IoU" in dvc_repo.output
     # The samples are stored as their parameter tables (the pixels are painted from them where needed).
     assert {p.name for p in (dvc_repo.path / "data/rectangles/train").iterdir()} == {"params.npy", "meta.json"}
 
@@ -106,7 +102,6 @@ def test_rectangles_to_net_to_latent_analysis(dvc_repo):
     assert len(record["apart_class"]) == 2
     assert {p.name for p in (dvc_repo.path / "reports/latent/nn2-wce").iterdir()} == {
         "f1-fit.png", "f1-heldout.png", "scatter-bottleneck.png", "continuity.png"}
-    dvc_repo.commit("ran")
 
     # An analysis setting reruns only the analysis; a training setting the training (and what reads its models).
     dvc_repo.set_params(**{"latent.apart_margin": 0.2})

@@ -36,22 +36,23 @@ def test_delta_sweep_on_the_queue_with_two_workers(dvc_repo):
     dvc_repo.dvc("repro", *TARGETS)
     dvc_repo.commit("baseline")
 
-    # The README's sweep, on the tiny sizes: one queued experiment per delta, then two workers.
-    dvc_repo.dvc("exp", "run", "--queue", "-S", "delta=range(5,45,10)", *TARGETS)
+    # A sweep on DVC's queue directly (docs/comparing.md), on the tiny sizes: one queued experiment per value of
+    # the range, then two workers. Each asks for the EDA only (and so for the two samples it reads).
+    dvc_repo.dvc("exp", "run", "--queue", "-S", "delta=range(5,25,10)", "eda")
     queued = dvc_repo.dvc("queue", "status").stdout
-    assert queued.count("Queued") == 4, queued
+    assert queued.count("Queued") == 2, queued
     dvc_repo.dvc("queue", "start", "--jobs", "2")
     deadline = time.time() + 240
     while time.time() < deadline:
         status = dvc_repo.dvc("queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(2)
+        time.sleep(5)       # each `dvc queue status` costs a second of CPU that the queue's workers need
     dvc_repo.dvc("queue", "stop", check=False)
     assert "Failed" not in status, dvc_repo.dvc("queue", "logs", status.split()[-1], check=False).stdout
 
     rows = {r["delta"]: r for r in _exp_rows(dvc_repo)}
-    assert sorted(rows) == [5, 15, 25, 35], rows
+    assert sorted(rows) == [5, 15], rows
     for delta, row in rows.items():
         low, high = row["red"]
         # Class 1's red channel is centred at 42: each sweep point's colours stay within its own range.
