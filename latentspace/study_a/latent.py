@@ -13,12 +13,14 @@ The claim metrics (pairwise class separability in 2-D) live in `latentspace.stud
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse.linalg
 import torch
 from scipy.linalg import LinAlgWarning
 from scipy.sparse.csgraph import connected_components, shortest_path
@@ -113,6 +115,25 @@ def import_umap():
     return umap
 
 
+@contextlib.contextmanager
+def seeded_eigsh(seed: int):
+    """Inside, every `scipy.sparse.linalg.eigsh` call that names no `rng` draws from one generator seeded by `seed`.
+    scipy (1.15 on) draws ARPACK's restart vectors from OS entropy unless given `rng`, and umap's spectral start
+    names none: on the kNN graph of an image set with repeated images (`x`, `height`: several connected components
+    of identical codes) ARPACK restarts, and UMAP's start, so its embedding, changed from run to run."""
+    original = scipy.sparse.linalg.eigsh
+    rng = np.random.default_rng(seed)
+
+    def eigsh(*args, **kwargs):
+        kwargs.setdefault("rng", rng)
+        return original(*args, **kwargs)
+    scipy.sparse.linalg.eigsh = eigsh
+    try:
+        yield
+    finally:
+        scipy.sparse.linalg.eigsh = original
+
+
 def reduce_umap(codes: np.ndarray, dims: list[int], *, neighbors: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
     """UMAP to each dimension; the kNN graph is computed once (exactly) and shared by all of them."""
     if not dims:
@@ -121,7 +142,7 @@ def reduce_umap(codes: np.ndarray, dims: list[int], *, neighbors: int, epochs: i
     knn_idx, knn_dist = nearest_neighbors(codes, neighbors)
     out = {}
     for d in dims:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), seeded_eigsh(seed):
             # random_state makes UMAP single-threaded (and reproducible); it warns about that every time.
             warnings.filterwarnings("ignore", message=".*n_jobs.*")
             warnings.filterwarnings("ignore", message=".*precomputed_knn.*")

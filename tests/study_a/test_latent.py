@@ -93,6 +93,25 @@ def test_umap_runs_only_at_the_umap_dims():
     assert embeddings["umap"].shape == (90, 2)
 
 
+def test_umap_seeds_the_random_restarts_of_its_spectral_start(monkeypatch):
+    # scipy's eigsh draws ARPACK's restart vectors from OS entropy unless given `rng`, and umap names none: on the
+    # kNN graphs of image sets that repeat their images (several components) the start then differed run to run.
+    import scipy.sparse.linalg
+    original, starts = scipy.sparse.linalg.eigsh, []
+
+    def recording(*args, **kwargs):
+        rng = kwargs.get("rng")
+        starts.append(None if rng is None else rng.bit_generator.state["state"]["state"])
+        return original(*args, **kwargs)
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", recording)
+    codes, _ = separated_codes(per_class=30)
+    runs = [latent.reduce_umap(codes, [2], neighbors=10, epochs=20, seed=0)[2] for _ in range(2)]
+    assert starts and None not in starts
+    # Each fit starts its generator afresh from the seed: the same draws, the same embedding.
+    assert starts[: len(starts) // 2] == starts[len(starts) // 2:] and np.array_equal(*runs)
+    assert scipy.sparse.linalg.eigsh is recording       # put back once UMAP is done
+
+
 # --- separability (the claim metrics) ------------------------------------------------------------------
 
 def blobs_2d(centres: dict, per_class: int = 100, spread: float = 0.3, seed: int = 0):
