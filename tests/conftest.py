@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
     once), then the rest in their usual order. pytest-xdist hands the list out in this order, so no long test starts
     last while the other workers sit idle."""
     def rank(item) -> int:
-        if {"tiny_pipeline", "tiny_pipeline_repo"} & set(item.fixturenames):
+        if {"tiny_pipeline", "tiny_pipeline_repo"} & set(getattr(item, "fixturenames", ())):
             return 0
         return 1 if item.get_closest_marker("e2e") else 2
     items.sort(key=rank)
