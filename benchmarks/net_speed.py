@@ -1,5 +1,5 @@
 """Training speed of Study B's and Study C's autoencoders and Study C's conv classifier in the layer order the
-SPEC lists (ReLU, then max-pool; plain ReLUs) against the order the project runs (max-pool, then an in-place
+original lists (ReLU, then max-pool; plain ReLUs) against the order the project runs (max-pool, then an in-place
 ReLU): images per second of plain training steps on one thread, the median of interleaved rounds, and whether
 the two orders end with bit-identical weights (they must: ReLU commutes with max-pool exactly).
 
@@ -23,19 +23,19 @@ from latentspace.study_b.autoencoder import ConvAutoencoder  # noqa: E402
 from latentspace.study_c import nets as study_c_nets  # noqa: E402
 
 
-def study_c_model(kind: str, spec_order: bool) -> nn.Module:
+def study_c_model(kind: str, original_order: bool) -> nn.Module:
     torch.manual_seed(0)
-    encoder = study_c_nets.build_encoder("conv", spec_order)
+    encoder = study_c_nets.build_encoder("conv", original_order)
     if kind == "autoencoder":
-        model = study_c_nets.Autoencoder(encoder, study_c_nets.build_decoder("conv", spec_order))
+        model = study_c_nets.Autoencoder(encoder, study_c_nets.build_decoder("conv", original_order))
     else:
         model = study_c_nets.Classifier(encoder, study_c_nets.build_head("conv"))
     return model.to(memory_format=torch.channels_last)
 
 
-def study_b_model(hidden: int, spec_order: bool) -> nn.Module:
+def study_b_model(hidden: int, original_order: bool) -> nn.Module:
     torch.manual_seed(0)
-    return ConvAutoencoder(hidden, (16, 32), spec_order=spec_order).to(memory_format=torch.channels_last)
+    return ConvAutoencoder(hidden, (16, 32), original_order=original_order).to(memory_format=torch.channels_last)
 
 
 def train(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None, steps: int) -> tuple[float, dict]:
@@ -75,9 +75,9 @@ def main() -> None:
         weights = {}
         steps = max(3, args.steps // slower)
         for _ in range(args.rounds):
-            for spec_order in (True, False):
-                rate, weights[spec_order] = train(build(spec_order), x, y, steps)
-                rates[spec_order].append(rate)
+            for original_order in (True, False):
+                rate, weights[original_order] = train(build(original_order), x, y, steps)
+                rates[original_order].append(rate)
         spec, fast = statistics.median(rates[True]), statistics.median(rates[False])
         same = all(torch.equal(weights[True][k], weights[False][k]) for k in weights[True])
         print(f"{name:34s} {spec:12.0f} {fast:12.0f} {fast / spec:8.2f}x  {same}", flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # --- Study A: synthetic rectangles ----------------------------------------------------------------------
 
-# Class-centre colours (SPEC A1): class k -> (R, G, B).
+# Class-centre colours of the original generator: class k -> (R, G, B).
 RECTANGLE_CLASS_CENTRES: dict[int, tuple[int, int, int]] = {1: (42, 127, 212), 2: (127, 212, 42), 3: (212, 42, 127)}
 RECTANGLE_CLASSES: tuple[int, ...] = tuple(RECTANGLE_CLASS_CENTRES)
 # Segmentation outputs: background, then the rectangle classes, as the metrics files name them.

@@ -120,12 +120,12 @@ SCHEMA: dict[str, Any] = {
     "precision": Choice("auto", "fp32", "bf16", "fp16"),
     # Processes that train a stage's independent runs side by side (auto = one per CPU core; 1 on CUDA).
     "workers": AutoOr(Int(1, 1024)),
-    # Colour half-range of the rectangle classes (SPEC A1); > 42 clips to [0, 255].
+    # Colour half-range of the rectangle classes; > 42 clips to [0, 255].
     "delta": Int(0, 127),
     # @@ section: rectangles, eda (Study A data) @@
     "rectangles": {
         "image_size": Int(4, 1024),
-        # The four samples of SPEC A1 (names fixed: stages and other studies read them by name). The count
+        # Study A's four samples (names fixed: stages and other studies read them by name). The count
         # is `images`, not `size`: DVC's run cache drops keys named `size` from a tracked dict's hash.
         "samples": {name: {"images": Int(1, 10_000_000), "contained": Bool()}
                     for name in ("eda_free", "eda_contained", "train", "test")},

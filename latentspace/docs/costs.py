@@ -173,7 +173,7 @@ def block_layer_order(root: Path, args: list[str]) -> str:
         return f"{NOT_YET.capitalize()}: `benchmarks/net_speed.py` prints the figures.\n"
     rows = []
     for name, m in models.items():
-        spec, fast = _number(m.get("spec_order")), _number(m.get("project_order"))
+        spec, fast = _number(m.get("original_order")), _number(m.get("project_order"))
         gain = f"{fast / spec:.2f}x" if spec and fast else "–"
         rows.append([name, count(spec), count(fast), gain, "yes" if m.get("bit_identical") else "no"])
     where = ", ".join(str(x) for x in (bench.get("machine"), bench.get("date")) if x)

@@ -38,20 +38,12 @@ def params_comments(text: str) -> dict[tuple, str]:
             stack.pop()
         path = tuple(k for _, k in stack) + (key,)
         inline = rest.split(" #", 1)[1].strip() if " #" in rest else ""
-        note = own_words(" ".join(pending + ([inline] if inline else [])))
+        note = " ".join(pending + ([inline] if inline else [])).strip()
         if note:
             notes[path] = note
         pending = []
         stack.append((indent, key))
     return notes
-
-
-def own_words(note: str) -> str:
-    """Drop references to the protocol's section numbers (the protocol document is not part of the repository;
-    the docs describe it in their own words): `(SPEC A3)` goes, `(SPEC A1: 64)` becomes `(64)`."""
-    note = re.sub(r"\s*\(SPEC [A-Z]\d*\)", "", note)
-    note = re.sub(r"\(SPEC [A-Z]\d*[:;,] ([^)]*)\)", r"(\1)", note)
-    return re.sub(r"\s*\bSPEC [A-Z]\d*\b:?", "", note).strip()
 
 
 def schema_leaves(schema: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:

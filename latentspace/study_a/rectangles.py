@@ -22,7 +22,7 @@ from latentspace.constants import MAX_UNCLIPPED_DELTA, RECTANGLE_CLASS_CENTRES
 from latentspace.core.errors import UserError
 from latentspace.core.io import atomic_dir
 
-# Class centre colours (rows: class 1, 2, 3; columns: R, G, B), SPEC A1.
+# Class centre colours (rows: class 1, 2, 3; columns: R, G, B).
 CLASS_COLOURS = np.array(list(RECTANGLE_CLASS_CENTRES.values()), dtype=np.int64)
 N_CLASSES = len(RECTANGLE_CLASS_CENTRES)
 # Columns of the parameter table; a class absent from an image has -1 in every column.

@@ -1,7 +1,7 @@
 """Study B's convolutional autoencoders on CIFAR-10: the model, its training to a plateau of the validation MSE,
 its codes, and the pooled run that trains one (hidden size, seed) autoencoder in a worker.
 
-The autoencoder follows SPEC B: Conv2d(3, c1, 3, pad 1) - ReLU - MaxPool 2 - ReLU - Conv2d(c1, c2, 3, pad 1) -
+The autoencoder follows the original: Conv2d(3, c1, 3, pad 1) - ReLU - MaxPool 2 - ReLU - Conv2d(c1, c2, 3, pad 1) -
 Flatten - Linear to `hidden`. The decoder mirrors it layer by layer: Linear back to c2 x 16 x 16, reshape,
 ConvTranspose(c2, c1, 3, pad 1) - ReLU - ConvTranspose(c1, c1, 2, stride 2) (the mirror of the max-pool) - ReLU -
 ConvTranspose(c1, 3, 3, pad 1) - Sigmoid. The sigmoid keeps reconstructions in [0, 1], the range of the
@@ -33,27 +33,27 @@ from latentspace.training.pool import worker_state
 
 
 class ConvAutoencoder(nn.Module):
-    """SPEC B autoencoder for 3 x S x S images (S even); `encode(x)` gives the `hidden`-dimensional code."""
+    """Study B's autoencoder for 3 x S x S images (S even); `encode(x)` gives the `hidden`-dimensional code."""
 
-    def __init__(self, hidden: int, channels: tuple[int, int], image_size: int = 32, spec_order: bool = False):
+    def __init__(self, hidden: int, channels: tuple[int, int], image_size: int = 32, original_order: bool = False):
         super().__init__()
         c1, c2 = channels
         side = image_size // 2
         self.hidden, self.channels, self.image_size = hidden, (c1, c2), image_size
-        # SPEC B's Conv - ReLU - MaxPool - ReLU (spec_order) computes what Conv - MaxPool - ReLU - ReLU does:
-        # ReLU is monotone, so it commutes with the max-pool exactly (values and gradients, bit for bit:
-        # tests/study_b), and after the pool it runs on a quarter of the values; in-place ReLUs save a pass over
-        # memory (benchmarks/net_speed.py). The second ReLU is a no-op on non-negative input, kept as SPEC B
-        # lists it. The parameters' names are the same in both orders.
-        pooled = ([nn.ReLU(), nn.MaxPool2d(2), nn.ReLU()] if spec_order
+        # The original's Conv - ReLU - MaxPool - ReLU (original_order) computes what Conv - MaxPool - ReLU - ReLU
+        # does: ReLU is monotone, so it commutes with the max-pool exactly (values and gradients, bit for bit:
+        # tests/study_b). The order is Study C's, where it trains faster; here the linear layers dominate and
+        # the two orders train equally fast (benchmarks/net_speed.py). The second ReLU is a no-op on
+        # non-negative input, kept as the original lists it. The parameters' names are the same in both orders.
+        pooled = ([nn.ReLU(), nn.MaxPool2d(2), nn.ReLU()] if original_order
                   else [nn.MaxPool2d(2), nn.ReLU(inplace=True), nn.ReLU()])
         self.encoder = nn.Sequential(
             nn.Conv2d(3, c1, 3, padding=1), *pooled,
             nn.Conv2d(c1, c2, 3, padding=1), nn.Flatten(), nn.Linear(c2 * side * side, hidden))
         self.decoder = nn.Sequential(
             nn.Linear(hidden, c2 * side * side), nn.Unflatten(1, (c2, side, side)),
-            nn.ConvTranspose2d(c2, c1, 3, padding=1), nn.ReLU(inplace=not spec_order),
-            nn.ConvTranspose2d(c1, c1, 2, stride=2), nn.ReLU(inplace=not spec_order),
+            nn.ConvTranspose2d(c2, c1, 3, padding=1), nn.ReLU(inplace=not original_order),
+            nn.ConvTranspose2d(c1, c1, 2, stride=2), nn.ReLU(inplace=not original_order),
             nn.ConvTranspose2d(c1, 3, 3, padding=1), nn.Sigmoid())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

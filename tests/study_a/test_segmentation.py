@@ -30,7 +30,7 @@ LAYERS = {
     "nn2": ENCODER + DECODER + [(8, 16, 3), (16, 8, 3), (8, 4, 1)],
     "nn3": ENCODER + DECODER + [(8, 16, 3), (16, 8, 3), (8, 4, 3), (4, 4, 1)],
 }
-# The SPEC's loss settings (params.yaml segmentation.loss_settings).
+# The original's loss settings (params.yaml segmentation.loss_settings).
 LOSS_SETTINGS = {"wce": {"class_weight": 4.0}, "dice": {"smooth": 1.0}, "focal": {"gamma": 2.0, "alpha": 0.75}}
 
 

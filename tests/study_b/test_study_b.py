@@ -58,14 +58,14 @@ def test_training_really_reduces_reconstruction_loss():
     assert result.val_mse == min(r["val_loss"] for r in result.fit.history)
 
 
-def test_pool_before_relu_trains_bit_identically_to_the_spec_order():
-    """The encoder runs MaxPool - ReLU - ReLU with in-place ReLUs; SPEC B's ReLU - MaxPool - ReLU with plain
+def test_pool_before_relu_trains_bit_identically_to_the_original_order():
+    """The encoder runs MaxPool - ReLU - ReLU with in-place ReLUs; the original's ReLU - MaxPool - ReLU with plain
     ReLUs gives the same losses and weights after training, bit for bit."""
     data = cae.cifar_on_device(tiny_splits(), torch.device("cpu"))
     models = []
-    for spec_order in (False, True):
+    for original_order in (False, True):
         torch.manual_seed(0)
-        models.append(cae.ConvAutoencoder(16, (8, 16), spec_order=spec_order).to(memory_format=torch.channels_last))
+        models.append(cae.ConvAutoencoder(16, (8, 16), original_order=original_order).to(memory_format=torch.channels_last))
     fast, spec = models
     results = [cae.train_autoencoder(m, data["x_train"], data["x_val"], data["x_test"], max_epochs=3,
                                      patience=3, min_delta=0.0, batch_size=16, lr=1e-3) for m in (fast, spec)]

@@ -83,12 +83,12 @@ def test_architectures_match_the_spec(arch, latent):
 
 
 @pytest.mark.parametrize("arch", ["fc", "conv"])
-def test_fast_layer_order_trains_bit_identically_to_the_spec_order(data, arch):
-    """In-place ReLUs after the max-pools compute what SPEC C's order computes: the same losses and weights
+def test_fast_layer_order_trains_bit_identically_to_the_original_order(data, arch):
+    """In-place ReLUs after the max-pools compute what the original order computes: the same losses and weights
     after training an autoencoder and then a classifier on its encoder, bit for bit."""
-    def train(spec_order):
+    def train(original_order):
         torch.manual_seed(0)
-        ae = nets.Autoencoder(nets.build_encoder(arch, spec_order), nets.build_decoder(arch, spec_order))
+        ae = nets.Autoencoder(nets.build_encoder(arch, original_order), nets.build_decoder(arch, original_order))
         ae = ae.to(memory_format=torch.channels_last)
         ae_fit = fit(ae, data["x_train"], None, loss_fn=F.mse_loss, phases=[Phase("adam", 3e-3, 2)],
                      batch_size=50, x_val=data["x_val"], seed=0)
@@ -98,8 +98,8 @@ def test_fast_layer_order_trains_bit_identically_to_the_spec_order(data, arch):
                       seed=0)
         return [h["val_loss"] for h in ae_fit.history + clf_fit.history], _state(clf)
 
-    fast_losses, fast_weights = train(spec_order=False)
-    spec_losses, spec_weights = train(spec_order=True)
+    fast_losses, fast_weights = train(original_order=False)
+    spec_losses, spec_weights = train(original_order=True)
     assert fast_losses == spec_losses
     assert _equal(fast_weights, spec_weights)
 
