@@ -99,6 +99,14 @@ def study_b_model(tag: str) -> str:
     return f"{STUDY_B_MODELS}/ae-{tag}.pt"
 
 
+STUDY_B_PROBE_MODELS = "models/study_b_probes"
+
+
+def study_b_probe_model(tag: str) -> str:
+    """The trained probe on the codes of `study_b_model(tag)`."""
+    return f"{STUDY_B_PROBE_MODELS}/probe-{tag}.pt"
+
+
 def study_b_ae_record(tag: str) -> str:
     return f"{STUDY_B_AE_RECORDS}/ae-{tag}.json"
 
@@ -127,6 +135,11 @@ def study_c_curves(cell: str) -> str:
 
 def study_c_predictions(cell: str) -> str:
     return f"data/study_c/predictions/{cell}.npz"
+
+
+def study_c_models(cell: str) -> str:
+    """Every seed's trained autoencoder and classifiers of one cell."""
+    return f"models/study_c/{cell}.pt"
 
 
 def study_c_figure(cell: str) -> str:

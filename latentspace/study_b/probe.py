@@ -1,6 +1,6 @@
 """Study B's linear probe ("detector"): one linear layer with log-softmax, trained with NLL on the codes of a
 frozen autoencoder until its validation loss stops improving; its per-class precision and recall, its test
-confusion, and the pooled run that encodes and probes one trained autoencoder in a worker.
+confusion, the pooled run that encodes and probes one trained autoencoder in a worker, and the saved probe.
 
 The codes are computed once per probe and kept on the device. By default they are the raw codes, as the
 original fed them; `standardize` optionally scales them by the training codes' mean and standard deviation.
@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from latentspace.constants import CIFAR10_CLASSES
 from latentspace.core.errors import UserError
+from latentspace.core.io import atomic_path
 from latentspace.study_b.autoencoder import (ConvAutoencoder, cifar_on_device, encode_images, encode_splits,
                                              images_nchw, jpeg_roundtrip, load_autoencoder, run_tag)
 from latentspace.training.device import seed_everything
@@ -108,6 +109,33 @@ def jpeg_roundtrip_accuracy(autoencoder: ConvAutoencoder, result: ProbeResult, x
     return float((pred == y_test).double().mean())
 
 
+def probe_checkpoint(result: ProbeResult) -> dict:
+    """What a saved probe holds: its kept weights and, if the codes were standardised, the training codes'
+    (mean, std), as CPU tensors (picklable out of a worker)."""
+    return {"state_dict": {k: v.detach().cpu() for k, v in result.probe.state_dict().items()},
+            "scale": None if result.scale is None else [t.detach().cpu() for t in result.scale]}
+
+
+def save_probe(path, checkpoint: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_probe(path, device: torch.device | str = "cpu"):
+    """A saved probe as a function from raw codes (N, hidden) to predicted classes (N,), as in training."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    weight = saved["state_dict"]["0.weight"]
+    probe = build_probe(weight.shape[1], weight.shape[0]).to(device)
+    probe.load_state_dict(saved["state_dict"])
+    scale = saved["scale"]
+
+    def classify(codes: torch.Tensor) -> torch.Tensor:
+        if scale is not None:
+            codes = (codes - scale[0]) / scale[1]
+        return predict(probe, codes, batch_size=8192, preprocess=_identity, reduce=_argmax)
+    return classify
+
+
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray,
                    class_names: tuple[str, ...] = CIFAR10_CLASSES) -> list[dict]:
     """One {actual, predicted} row per test image: the input `dvc plots` draws with its confusion template."""
@@ -161,5 +189,5 @@ def probe_run(hidden: int, repeat: int, path: str, p: dict, seed: int, device: s
         "confusion": result.confusion,
         "jpeg_roundtrip": jpeg,
     }
-    return {"tag": tag, "record": record, "history": f.history,
+    return {"tag": tag, "record": record, "history": f.history, "checkpoint": probe_checkpoint(result),
             "y_test": data["y_test"].cpu().numpy(), "test_predictions": result.test_predictions}

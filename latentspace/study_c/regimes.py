@@ -1,6 +1,6 @@
 """Study C's runs: does autoencoder pretraining help an MNIST classifier? One cell's settings from params, its
 runs (one autoencoder and three classifiers per seed) as pool tasks, their scores, the cell's summary and the
-figure of reconstructions.
+figure of reconstructions, and the saved models.
 
 Three regimes per seed, all trained through `latentspace.training.engine.fit` (nets in `study_c.nets`):
 - frozen: the pretrained encoder, frozen, and a fresh linear head (the only thing trained);
@@ -198,7 +198,7 @@ def autoencoder_run(arch: str, settings: Settings, seed: int) -> dict:
 
 def classifier_run(regime: str, arch: str, settings: Settings, seed: int, pretrained_encoder: dict | None = None) -> dict:
     """Train and test one regime's classifier on the worker's MNIST: its record (test scores, best validation
-    loss and accuracy, stopping), history, timing and test predictions (uint8)."""
+    loss and accuracy, stopping), history, timing, test predictions (uint8) and kept weights (CPU)."""
     data, t0 = worker_state(), time.perf_counter()
     model, result = train_regime(regime, arch, data, settings, seed, pretrained_encoder)
     pred = predict_labels(model, data["x_test"], settings)
@@ -206,7 +206,7 @@ def classifier_run(regime: str, arch: str, settings: Settings, seed: int, pretra
               "best_val_accuracy": result.history[result.best_epoch]["val_accuracy"],
               "val_accuracy_curve": [h["val_accuracy"] for h in result.history]}
     return {"record": record, "history": result.history, "timing": _timing(result, t0),
-            "predictions": pred.cpu().numpy().astype(np.uint8)}
+            "predictions": pred.cpu().numpy().astype(np.uint8), "weights": nets.cpu_state(model)}
 
 
 def run_cell(pool, arch: str, settings: Settings, seeds: list[int]) -> list[dict]:
@@ -281,6 +281,31 @@ def save_predictions(path, y_test: np.ndarray, seeds: list[int], predictions: li
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
+
+
+def save_models(path, arch: str, augment: str, seeds: list[int], runs: list[dict]) -> None:
+    """models/study_c/<cell>.pt: per seed the autoencoder's and each regime's kept weights (CPU state dicts), so
+    that a cell can be re-evaluated without training it again (`load_models`)."""
+    models = {seed: {"autoencoder": {part: r["autoencoder"][part] for part in ("encoder", "decoder")},
+                     **{regime: r[regime]["weights"] for regime in STUDY_C_REGIMES}}
+              for seed, r in zip(seeds, runs)}
+    with atomic_path(path) as tmp:
+        torch.save({"arch": arch, "augment": augment, "seeds": list(seeds), "models": models}, tmp)
+
+
+def load_models(path, device: torch.device | str = "cpu") -> dict:
+    """A `save_models` file as {"arch", "augment", "seeds", "models": {seed: {"autoencoder": Autoencoder,
+    regime: Classifier}}}, every net in eval mode on `device`."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    arch, models = saved["arch"], {}
+    for seed, weights in saved["models"].items():
+        models[seed] = {"autoencoder": trained_autoencoder(arch, weights["autoencoder"], device).eval()}
+        for regime in STUDY_C_REGIMES:
+            classifier = nets.Classifier(nets.initial("encoder", arch, seed, device),
+                                         nets.initial("head", arch, seed, device))
+            classifier.load_state_dict(weights[regime])
+            models[seed][regime] = classifier.eval()
+    return {**saved, "models": models}
 
 
 # --- figure -----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Study B stage: a linear probe on the frozen codes of every trained autoencoder, trained on all training
 codes until its validation loss stops improving, as runs of one worker pool (`workers`): accuracy per epoch,
-per-class precision and recall, and the test confusion matrix (as rows for `dvc plots`).
+per-class precision and recall, the test confusion matrix (as rows for `dvc plots`) and the trained probes.
 
 The probe of the first seed of `study_b.jpeg_check_hidden` also measures what the JPEG-decoded CIFAR-10 copy
 costs: its test accuracy when the test images go through one more JPEG round trip at `study_b.jpeg_quality`
@@ -9,7 +9,7 @@ drop also holds the shift from training on once- to testing on twice-compressed 
 overstates the cost of the first round trip, which it indicates."""
 from latentspace.core.io import atomic_dir, write_json
 from latentspace.core.stage import StageRun, stage
-from latentspace.paths import STUDY_B_CONFUSION, STUDY_B_PROBE_CURVES, STUDY_B_PROBE_RECORDS
+from latentspace.paths import STUDY_B_CONFUSION, STUDY_B_PROBE_CURVES, STUDY_B_PROBE_MODELS, STUDY_B_PROBE_RECORDS
 from latentspace.study_b import autoencoder as ae
 from latentspace.study_b import probe as pr
 from latentspace.training.device import setup_run
@@ -28,8 +28,10 @@ def main(run: StageRun) -> str:
                    for r in order}
         results = [futures[r].result() for r in runs]
 
-    with atomic_dir(RECORDS) as records, atomic_dir(CONFUSION) as confusion, atomic_dir(LIVE) as live_root:
+    with atomic_dir(RECORDS) as records, atomic_dir(CONFUSION) as confusion, atomic_dir(LIVE) as live_root, \
+            atomic_dir(STUDY_B_PROBE_MODELS) as models:
         for res in results:
+            pr.save_probe(models / f"probe-{res['tag']}.pt", res["checkpoint"])
             write_json(records / f"probe-{res['tag']}.json", res["record"])
             write_json(confusion / f"probe-{res['tag']}.json",
                        pr.confusion_rows(res["y_test"], res["test_predictions"]))

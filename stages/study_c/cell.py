@@ -3,8 +3,8 @@ and test the frozen, fine-tuned and scratch classifiers on MNIST, each until its
 the seeds' independent runs side by side in a pool of `workers` processes.
 Writes metrics/study_c/<arch>-<augment>.json (test accuracy and macro F1 per regime and seed, mean and spread,
 where each run stopped, how many converged, validation curves), data/study_c/predictions/<arch>-<augment>.npz
-(every seed's test predictions per regime), the per-epoch curves (dvclive) and a figure of test images over their
-reconstructions."""
+(every seed's test predictions per regime), models/study_c/<arch>-<augment>.pt (every seed's autoencoder and
+classifiers), the per-epoch curves (dvclive) and a figure of test images over their reconstructions."""
 from latentspace import paths
 from latentspace.constants import STUDY_C_ARCHS, STUDY_C_AUGMENTS, STUDY_C_REGIMES
 from latentspace.core.errors import UserError
@@ -52,6 +52,7 @@ def main(run: StageRun) -> str:
     save_figure(paths.study_c_figure(cell), figure)
     regimes.save_predictions(paths.study_c_predictions(cell), mnist["y_test"], seeds,
                              [{regime: r[regime]["predictions"] for regime in STUDY_C_REGIMES} for r in runs])
+    regimes.save_models(paths.study_c_models(cell), arch, augment, seeds, runs)
 
     per_seed = [{"seed": seed, **{name: r[name]["record"] for name in regimes.RUNS}} for seed, r in zip(seeds, runs)]
     summary = regimes.summarize(per_seed)

@@ -5,6 +5,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
+
+from latentspace.constants import CIFAR10_CLASSES
+from latentspace.study_b import autoencoder as ae
+from latentspace.study_b import probe as pr
 
 TINY_STUDY_B = {
     "device": "cpu",
@@ -40,12 +45,21 @@ def test_study_b_pools_every_run_and_a_probe_setting_leaves_the_autoencoders_alo
     assert set(probe["per_class"]["cat"]) == {"precision", "recall", "f1"}
     assert probe["standardized"] is False and probe["train_images"] == n_train   # all training codes
     assert probe["stopping"]["max_epochs"] == 3
-    ae = repo.json("metrics/study_b/autoencoders/ae-4.json")
-    assert ae["max_epochs"] == 2 and ae["test_mse"] > 0 and "seconds" not in ae
-    assert ae["stopping"]["epoch_kept"] == ae["epoch_kept"] and ae["stopping"]["hit_cap"] == ae["hit_cap"]
-    assert ae["val_loss_curve"][ae["epoch_kept"] - 1] == min(ae["val_loss_curve"])
+    record = repo.json("metrics/study_b/autoencoders/ae-4.json")
+    assert record["max_epochs"] == 2 and record["test_mse"] > 0 and "seconds" not in record
+    assert record["stopping"]["epoch_kept"] == record["epoch_kept"]
+    assert record["stopping"]["hit_cap"] == record["hit_cap"]
+    assert record["val_loss_curve"][record["epoch_kept"] - 1] == min(record["val_loss_curve"])
     assert repo.json("metrics/study_b/autoencoders/ae-4-s1.json")["seed"] == 1
     assert sorted(p.name for p in (repo.path / "models/study_b").iterdir()) == ["ae-4-s1.pt", "ae-4.pt"]
+    # The saved probes, on the saved autoencoders' codes, give the test predictions of the confusion rows again.
+    assert sorted(p.name for p in (repo.path / "models/study_b_probes").iterdir()) == ["probe-4-s1.pt", "probe-4.pt"]
+    x_test = torch.from_numpy(ae.images_nchw(np.load(repo.path / "data/cifar10/x_test.npy")))
+    for tag in ("4", "4-s1"):
+        codes = ae.encode_images(ae.load_autoencoder(repo.path / f"models/study_b/ae-{tag}.pt"), x_test)
+        predicted = pr.load_probe(repo.path / f"models/study_b_probes/probe-{tag}.pt")(codes).numpy()
+        rows = repo.json(f"metrics/study_b/confusion/probe-{tag}.json")
+        assert [CIFAR10_CLASSES[c] for c in predicted] == [r["predicted"] for r in rows]
     assert (repo.path / "metrics/study_b/live/probes/probe-4/plots/metrics/test_accuracy.tsv").exists()
     assert (repo.path / "metrics/study_b/live/autoencoders/ae-4-s1/plots/metrics/val_loss.tsv").exists()
     assert repo.json("metrics/timing/study_b_autoencoders.json")["seconds"] > 0

@@ -4,6 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from torch.nn import functional as F
+
+from latentspace.study_c import regimes
+from latentspace.training.engine import evaluate_loss, predict
 
 TINY_STUDY_C = {
     "device": "cpu",
@@ -68,10 +73,24 @@ def test_study_c_runs_every_cell_and_records_its_data(tiny_pipeline_repo, tiny_d
         with np.load(repo.path / f"data/study_c/predictions/{cell}.npz") as saved:
             assert saved["y_test"].dtype == np.uint8 and np.array_equal(saved["y_test"], y_test)
             assert saved["seeds"].tolist() == [0, 1]
+            predictions = {regime: saved[regime] for regime in REGIMES}
+        for regime in REGIMES:
+            assert predictions[regime].shape == (2, len(y_test)) and predictions[regime].dtype == np.uint8
+            accuracy = (predictions[regime] == y_test).mean(axis=1)
+            assert np.allclose(accuracy, m[regime]["test_accuracy"]["values"])
+
+        # The saved models give those predictions, and the autoencoders their test MSE, again.
+        saved = regimes.load_models(repo.path / f"models/study_c/{cell}.pt")
+        assert (saved["arch"], saved["augment"], saved["seeds"]) == (*cell.split("-"), [0, 1])
+        x_test = torch.from_numpy(np.load(repo.path / "data/mnist/x_test.npy")).reshape(-1, 1, 28, 28)
+        for k, seed in enumerate(saved["seeds"]):
             for regime in REGIMES:
-                assert saved[regime].shape == (2, len(y_test)) and saved[regime].dtype == np.uint8
-                accuracy = (saved[regime] == saved["y_test"]).mean(axis=1)
-                assert np.allclose(accuracy, m[regime]["test_accuracy"]["values"])
+                pred = predict(saved["models"][seed][regime], x_test, batch_size=regimes.EVAL_BATCH_SIZE,
+                               reduce=lambda out: out.argmax(1))
+                assert np.array_equal(pred.numpy(), predictions[regime][k])
+            mse = evaluate_loss(saved["models"][seed]["autoencoder"], x_test, None, F.mse_loss,
+                                batch_size=regimes.EVAL_BATCH_SIZE)
+            assert mse == pytest.approx(m["per_seed"][k]["autoencoder"]["test_mse"], rel=1e-6)
 
     # Erasing settings and one architecture's caps touch only their own cells.
     repo.set_params(**{"study_c.augmentations.erasing.scale": [0.1, 0.2],
