@@ -158,10 +158,14 @@ def block_size_trial(root: Path, args: list[str]) -> str:
                      fmt(t.get("outcome"))])
     total = sum(times.values())
     where = ", ".join(str(x) for x in (trial.get("machine"), trial.get("date")) if x)
+    # DVC's hashing and caching and Python's start-ups come on top of the stages' own time in a run's wall time.
+    wall = _number((costs(root).get("default_run") or {}).get("wall_seconds"))
+    with_dvc = (f"; {duration(wall - saved)} of wall time with DVC's own time on top (the default run's wall "
+                f"time less what the trial saves)" if wall else "")
     return (table(["stage", "training set", "stage time", "converged", "what it cost"], rows)
             + f"\nTogether they would save {duration(saved)} of the stages' own {duration(total)}: "
-              f"{duration(total - saved)} in all{f' ({where})' if where else ''}; from `{COSTS_FILE}` and "
-              f"`{paths.TIMING_DIR}/`.\n")
+              f"{duration(total - saved)} in all{with_dvc}{f' ({where})' if where else ''}; from `{COSTS_FILE}` "
+              f"and `{paths.TIMING_DIR}/`.\n")
 
 
 def block_layer_order(root: Path, args: list[str]) -> str:
