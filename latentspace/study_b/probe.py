@@ -7,6 +7,7 @@ original fed them; `standardize` optionally scales them by the training codes' m
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,10 +60,16 @@ class ProbeResult:
     scale: tuple[torch.Tensor, torch.Tensor] | None = None   # (mean, std) of the training codes if standardised
 
     def predict(self, codes: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-        """Predicted classes of raw codes (standardised first, as in training, when the probe was)."""
-        if self.scale is not None:
-            codes = (codes - self.scale[0]) / self.scale[1]
-        return predict(self.probe, codes, batch_size=batch_size, preprocess=_identity, reduce=_argmax)
+        return classify_codes(self.probe, self.scale, codes, batch_size)
+
+
+def classify_codes(probe: nn.Module, scale: tuple | list | None, codes: torch.Tensor,
+                   batch_size: int = 8192) -> torch.Tensor:
+    """Predicted classes of raw codes: standardised first by `scale` (mean, std), as in training, when the probe
+    was."""
+    if scale is not None:
+        codes = (codes - scale[0]) / scale[1]
+    return predict(probe, codes, batch_size=batch_size, preprocess=_identity, reduce=_argmax)
 
 
 def train_probe(codes: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], *, max_epochs: int,
@@ -127,13 +134,7 @@ def load_probe(path, device: torch.device | str = "cpu"):
     weight = saved["state_dict"]["0.weight"]
     probe = build_probe(weight.shape[1], weight.shape[0]).to(device)
     probe.load_state_dict(saved["state_dict"])
-    scale = saved["scale"]
-
-    def classify(codes: torch.Tensor) -> torch.Tensor:
-        if scale is not None:
-            codes = (codes - scale[0]) / scale[1]
-        return predict(probe, codes, batch_size=8192, preprocess=_identity, reduce=_argmax)
-    return classify
+    return functools.partial(classify_codes, probe, saved["scale"])
 
 
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray,

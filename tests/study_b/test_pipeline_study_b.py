@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentspace import paths
 from latentspace.constants import CIFAR10_CLASSES
 from latentspace.study_b import autoencoder as ae
 from latentspace.study_b import probe as pr
@@ -56,8 +57,8 @@ def test_study_b_pools_every_run_and_a_probe_setting_leaves_the_autoencoders_alo
     assert sorted(p.name for p in (repo.path / "models/study_b_probes").iterdir()) == ["probe-4-s1.pt", "probe-4.pt"]
     x_test = torch.from_numpy(ae.images_nchw(np.load(repo.path / "data/cifar10/x_test.npy")))
     for tag in ("4", "4-s1"):
-        codes = ae.encode_images(ae.load_autoencoder(repo.path / f"models/study_b/ae-{tag}.pt"), x_test)
-        predicted = pr.load_probe(repo.path / f"models/study_b_probes/probe-{tag}.pt")(codes).numpy()
+        codes = ae.encode_images(ae.load_autoencoder(repo.path / paths.study_b_model(tag)), x_test)
+        predicted = pr.load_probe(repo.path / paths.study_b_probe_model(tag))(codes).numpy()
         rows = repo.json(f"metrics/study_b/confusion/probe-{tag}.json")
         assert [CIFAR10_CLASSES[c] for c in predicted] == [r["predicted"] for r in rows]
     assert (repo.path / "metrics/study_b/live/probes/probe-4/plots/metrics/test_accuracy.tsv").exists()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from latentspace import paths
 from latentspace.study_c import regimes
 from latentspace.training.engine import evaluate_loss, predict
 
@@ -80,7 +81,7 @@ def test_study_c_runs_every_cell_and_records_its_data(tiny_pipeline_repo, tiny_d
             assert np.allclose(accuracy, m[regime]["test_accuracy"]["values"])
 
         # The saved models give those predictions, and the autoencoders their test MSE, again.
-        saved = regimes.load_models(repo.path / f"models/study_c/{cell}.pt")
+        saved = regimes.load_models(repo.path / paths.study_c_models(cell))
         assert (saved["arch"], saved["augment"], saved["seeds"]) == (*cell.split("-"), [0, 1])
         x_test = torch.from_numpy(np.load(repo.path / "data/mnist/x_test.npy")).reshape(-1, 1, 28, 28)
         for k, seed in enumerate(saved["seeds"]):
